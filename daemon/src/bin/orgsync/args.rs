@@ -1,0 +1,104 @@
+//! The command line, as clap parses it. Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Keep a Bitwarden organization's members and groups in step with LDAP / Active Directory.
+///
+/// Exit codes: 0 success; 1 the run failed or was refused; 2 bad usage or configuration.
+#[derive(Debug, Parser)]
+#[command(name = "orgsync", version, propagate_version = true)]
+pub struct Args {
+    /// Config file [default: ~/.config/orgsync/config.toml]
+    #[arg(long, global = true, env = "ORGSYNC_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in with the organization's API key (Admin Console → Settings → Organization info)
+    Login {
+        /// organization.<uuid> [env: ORGSYNC_CLIENT_ID; prompted if missing]
+        client_id: Option<String>,
+        /// The API key's secret [env: ORGSYNC_CLIENT_SECRET; prompted (hidden) if missing]
+        client_secret: Option<String>,
+    },
+    /// Forget the API key and access token
+    Logout,
+    /// Dry run: read the directory and show what a sync would change; changes nothing
+    Test {
+        /// Print the report as JSON (stable shape, see README)
+        #[arg(long)]
+        json: bool,
+        /// List every user and group, not only the changes
+        #[arg(long)]
+        list: bool,
+    },
+    /// Read the directory and apply the changes to the organization
+    Sync {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Apply removals even if they exceed the [safety] limits (this run only)
+        #[arg(long)]
+        allow_removals: bool,
+    },
+    /// Print when users or groups were last synced (RFC 3339; nothing if never)
+    LastSync {
+        #[arg(value_enum)]
+        what: LastSyncObject,
+    },
+    /// Forget the last request hash and sync times so the next sync sends everything
+    ClearCache,
+    /// Show or change the configuration
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Show the installation: paths, login, secrets, last sync
+    Status {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LastSyncObject {
+    Users,
+    Groups,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (defaults included; secrets only as set / not set)
+    Show,
+    /// Print the config file's path
+    Path,
+    /// Set KEY (dotted, e.g. ldap.host or sync.user_filter) to VALUE
+    Set { key: String, value: String },
+    /// Remove KEY from the file so its default applies
+    Unset { key: String },
+    /// Store a secret (ldap.bind_password or org.client_secret) in the keyring or secrets file
+    SetSecret {
+        /// ldap.bind_password or org.client_secret
+        key: String,
+        /// Read the value from standard input (first line)
+        #[arg(long, conflicts_with_all = ["env", "file"])]
+        stdin: bool,
+        /// Read the value from this environment variable
+        #[arg(long, value_name = "VAR", conflicts_with = "file")]
+        env: Option<String>,
+        /// Read the value from the first line of this file
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,399 @@
+//! `orgsync`, the command line: argument parsing and glue over the library. Errors are printed
+//! and exit codes chosen in one place, [`main`].
+
+mod args;
+mod render;
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use clap::Parser;
+use orgsync::config::{Config, ConfigError, SECRET_KEYS};
+use orgsync::directory::Progress;
+use orgsync::engine::{self, Context, RunError, SyncOptions};
+use orgsync::org::ApiKey;
+use orgsync::paths::Paths;
+use orgsync::secrets::{Secret, SecretKey, Secrets};
+use orgsync::state::State;
+use orgsync_proto::SyncOutcome;
+
+use args::{Args, Command, ConfigCommand, LastSyncObject};
+
+/// How a command ended, and so the exit code.
+enum Failure {
+    /// The run failed or was refused: exit 1.
+    Run(String),
+    /// Bad usage or configuration: exit 2.
+    Usage(String),
+}
+
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Failure {
+        match e {
+            RunError::Config(_) | RunError::Usage(_) => Failure::Usage(e.to_string()),
+            other => Failure::Run(other.to_string()),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failure::Usage(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.verbose);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start the async runtime");
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Run(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to stderr so stdout stays clean for `--json`. `ORGSYNC_LOG` overrides the level.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORGSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// The parts of an installation a command needs, opened on demand.
+struct Installation {
+    paths: Paths,
+    config: Config,
+}
+
+impl Installation {
+    fn open(args: &Args) -> Result<Installation, Failure> {
+        let paths = Paths::resolve(args.config.clone()).map_err(Failure::Usage)?;
+        let config = Config::load(&paths.config_file)?;
+        Ok(Installation { paths, config })
+    }
+
+    fn secrets(&self) -> Result<Secrets, Failure> {
+        Secrets::open(self.config.secrets.backend, &self.paths.data_dir)
+            .map_err(|e| Failure::Run(e.to_string()))
+    }
+
+    fn state(&self) -> Result<State, Failure> {
+        State::open(&self.paths.data_dir).map_err(|e| Failure::Run(e.to_string()))
+    }
+
+    fn context(&self) -> Result<Context, Failure> {
+        Ok(Context {
+            config: self.config.resolve()?,
+            state: self.state()?,
+            secrets: self.secrets()?,
+        })
+    }
+}
+
+async fn run(args: Args) -> Result<(), Failure> {
+    let installation = Installation::open(&args)?;
+    match args.command {
+        Command::Login {
+            client_id,
+            client_secret,
+        } => login(&installation, client_id, client_secret).await,
+        Command::Logout => {
+            let secrets = installation.secrets()?;
+            if engine::logout(&secrets)? {
+                println!("Logged out.");
+            } else {
+                println!("Not logged in.");
+            }
+            Ok(())
+        }
+        Command::Test { json, list } => {
+            let context = installation.context()?;
+            let spinner = Spinner::start("Reading the directory");
+            let report = context.test(&spinner).await;
+            spinner.finish();
+            let report = report?;
+            if json {
+                print_json(&report);
+            } else {
+                print!("{}", render::test_report(&report, list));
+            }
+            Ok(())
+        }
+        Command::Sync {
+            json,
+            allow_removals,
+        } => {
+            let context = installation.context()?;
+            let spinner = Spinner::start("Reading the directory");
+            let report = context.sync(SyncOptions { allow_removals }, &spinner).await;
+            spinner.finish();
+            let report = report?;
+            if json {
+                print_json(&report);
+            } else {
+                print!("{}", render::sync_report(&report));
+            }
+            match report.outcome {
+                SyncOutcome::Refused => Err(Failure::Run(
+                    "sync refused by the removal guard; nothing was changed".into(),
+                )),
+                SyncOutcome::Synced | SyncOutcome::Unchanged => Ok(()),
+            }
+        }
+        Command::LastSync { what } => {
+            let times = installation
+                .state()?
+                .sync_times()
+                .map_err(|e| Failure::Run(e.to_string()))?;
+            let time = match what {
+                LastSyncObject::Users => times.users,
+                LastSyncObject::Groups => times.groups,
+            };
+            if let Some(time) = time {
+                println!("{time}");
+            }
+            Ok(())
+        }
+        Command::ClearCache => {
+            installation
+                .state()?
+                .clear_cache()
+                .map_err(|e| Failure::Run(e.to_string()))?;
+            println!(
+                "The sync cache has been cleared; the next sync reads the whole directory and sends it."
+            );
+            Ok(())
+        }
+        Command::Config { command } => config_command(&installation, command),
+        Command::Status { json } => {
+            let status = render::Status::gather(
+                &installation.paths,
+                &installation.config,
+                &installation.secrets()?,
+                &installation.state()?,
+            )?;
+            if json {
+                print_json(&status);
+            } else {
+                print!("{}", status.render());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn login(
+    installation: &Installation,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+) -> Result<(), Failure> {
+    let server = installation.config.server.resolve_alone()?;
+    let client_id = match client_id.or_else(|| env_value("ORGSYNC_CLIENT_ID")) {
+        Some(id) => id,
+        None => prompt_line("client_id: ")?,
+    };
+    let client_secret = match client_secret.or_else(|| env_value("ORGSYNC_CLIENT_SECRET")) {
+        Some(secret) => secret,
+        None => prompt_secret("client_secret: ")?,
+    };
+    let key = ApiKey {
+        client_id: client_id.trim().to_string(),
+        client_secret: Secret::new(client_secret.trim()),
+    };
+    let secrets = installation.secrets()?;
+    let state = installation.state()?;
+    engine::login(&server, &state, &secrets, &key).await?;
+    println!(
+        "Logged in to organization {} at {}; the API key is kept in the {}.",
+        key.organization_id(),
+        server.urls.api,
+        secrets.description()
+    );
+    Ok(())
+}
+
+fn config_command(installation: &Installation, command: ConfigCommand) -> Result<(), Failure> {
+    let path = &installation.paths.config_file;
+    match command {
+        ConfigCommand::Path => {
+            println!("{}", path.display());
+            Ok(())
+        }
+        ConfigCommand::Show => {
+            let secrets = installation.secrets()?;
+            print!(
+                "{}",
+                render::config_show(&installation.config, &secrets, path)
+            );
+            Ok(())
+        }
+        ConfigCommand::Set { key, value } => write_key(installation, &key, Some(&value)),
+        ConfigCommand::Unset { key } => write_key(installation, &key, None),
+        ConfigCommand::SetSecret {
+            key,
+            stdin,
+            env,
+            file,
+        } => {
+            let Some(secret_key) = SecretKey::from_user_name(&key) else {
+                return Err(Failure::Usage(format!(
+                    "{key:?} is not a secret orgsync keeps; use one of: {}",
+                    SECRET_KEYS.join(", ")
+                )));
+            };
+            let value = if stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
+                line
+            } else if let Some(var) = env {
+                std::env::var(&var)
+                    .map_err(|_| Failure::Usage(format!("environment variable {var} is not set")))?
+            } else if let Some(file) = file {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
+                text.lines().next().unwrap_or_default().to_string()
+            } else {
+                prompt_secret(&format!("{key}: "))?
+            };
+            let value = value.trim_end_matches(['\r', '\n']);
+            if value.is_empty() {
+                return Err(Failure::Usage(format!(
+                    "the value for {key} is empty; nothing stored"
+                )));
+            }
+            let secrets = installation.secrets()?;
+            secrets
+                .set(secret_key, &Secret::new(value))
+                .map_err(|e| Failure::Run(e.to_string()))?;
+            println!("Stored {key} in the {}.", secrets.description());
+            Ok(())
+        }
+    }
+}
+
+/// Changes one key in the config file; validated as a whole before the file is replaced.
+fn write_key(installation: &Installation, key: &str, value: Option<&str>) -> Result<(), Failure> {
+    let path = &installation.paths.config_file;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.clone(),
+                source,
+            }
+            .into());
+        }
+    };
+    let updated = orgsync::config::set_key(&text, key, value, path)?;
+    write_atomically(path, &updated).map_err(|source| ConfigError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    match value {
+        Some(value) => println!("Set {key} = {value:?} in {}.", path.display()),
+        None => println!(
+            "Removed {key} from {}; its default applies.",
+            path.display()
+        ),
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn env_value(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+fn prompt_line(prompt: &str) -> Result<String, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(format!(
+            "{} is required; pass it as an argument or in the environment",
+            prompt.trim_end_matches([':', ' '])
+        )));
+    }
+    eprint!("{prompt}");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
+    Ok(line.trim().to_string())
+}
+
+fn prompt_secret(prompt: &str) -> Result<String, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(format!(
+            "{} is required; pass it with --stdin, --env, --file or in the environment",
+            prompt.trim_end_matches([':', ' '])
+        )));
+    }
+    rpassword::prompt_password(prompt)
+        .map_err(|e| Failure::Usage(format!("cannot read the secret: {e}")))
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports always serialise")
+    );
+}
+
+/// A spinner on stderr while the directory is read; invisible when stderr is not a terminal.
+struct Spinner {
+    bar: indicatif::ProgressBar,
+}
+
+impl Spinner {
+    fn start(message: &str) -> Spinner {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar.set_message(message.to_string());
+        Spinner { bar }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for Spinner {
+    fn entries_read(&self, what: &'static str, count: usize) {
+        if count.is_multiple_of(100) {
+            self.bar
+                .set_message(format!("Reading the directory: {count} {what}"));
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Human-readable output of the CLI. JSON output is the serde form of the `orgsync_proto` types.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use orgsync::config::Config;
+use orgsync::paths::Paths;
+use orgsync::secrets::{SecretKey, Secrets};
+use orgsync::state::State;
+use orgsync_proto::{Diff, InstallationStatus, SyncOutcome, SyncReport, TestReport, UserEntry};
+
+use crate::Failure;
+
+/// How many names to print per list before "and N more".
+const SHOWN: usize = 20;
+
+pub fn test_report(report: &TestReport, list: bool) -> String {
+    let mut out = String::new();
+    let users = &report.users;
+    let _ = writeln!(
+        out,
+        "Directory: {} user(s) ({} enabled, {} disabled, {} deleted), {} group(s), {} skipped",
+        users.len(),
+        users.enabled.len(),
+        users.disabled.len(),
+        users.deleted.len(),
+        report.groups.len(),
+        report.skipped.len()
+    );
+    if list {
+        for (title, entries) in [
+            ("Enabled users", &users.enabled),
+            ("Disabled users", &users.disabled),
+            ("Deleted users", &users.deleted),
+        ] {
+            user_list(&mut out, title, entries);
+        }
+        if !report.groups.is_empty() {
+            let _ = writeln!(out, "\nGroups:");
+            for group in &report.groups {
+                let _ = writeln!(
+                    out,
+                    "  {} ({} member(s))  [{}]",
+                    group.name,
+                    group.member_external_ids.len(),
+                    group.external_id
+                );
+            }
+        }
+    }
+    skipped(&mut out, &report.skipped);
+    let _ = writeln!(out);
+    if report.diff.is_empty() {
+        let _ = writeln!(out, "A sync would change nothing.");
+    } else {
+        let _ = writeln!(out, "A sync would:");
+        diff(&mut out, &report.diff);
+    }
+    gone_groups(&mut out, &report.diff);
+    warnings(&mut out, &report.warnings);
+    if let Some(refusal) = &report.refusal {
+        let _ = writeln!(out, "\nA sync would be REFUSED: {}", refusal.message);
+    }
+    out
+}
+
+pub fn sync_report(report: &SyncReport) -> String {
+    let mut out = String::new();
+    match report.outcome {
+        SyncOutcome::Synced => {
+            let _ = writeln!(
+                out,
+                "Synced: read {} user(s) and {} group(s); sent {} import request(s).",
+                report.users_read, report.groups_read, report.requests_sent
+            );
+            if report.diff.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "No member or group changed (the request was re-sent after a cache clear or config change)."
+                );
+            } else {
+                diff(&mut out, &report.diff);
+            }
+        }
+        SyncOutcome::Unchanged => {
+            let _ = writeln!(
+                out,
+                "Unchanged: read {} user(s) and {} group(s); the directory matches the last sync, nothing sent.",
+                report.users_read, report.groups_read
+            );
+        }
+        SyncOutcome::Refused => {
+            let _ = writeln!(out, "Refused: nothing was sent.");
+            if let Some(refusal) = &report.refusal {
+                let _ = writeln!(out, "{}", refusal.message);
+            }
+            diff(&mut out, &report.diff);
+        }
+    }
+    skipped(&mut out, &report.skipped);
+    gone_groups(&mut out, &report.diff);
+    warnings(&mut out, &report.warnings);
+    out
+}
+
+fn user_list(out: &mut String, title: &str, entries: &[UserEntry]) {
+    if entries.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title}:");
+    for user in entries {
+        let _ = writeln!(
+            out,
+            "  {}  [{}]  {}",
+            user.email, user.external_id, user.reference
+        );
+    }
+}
+
+fn names<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = items.len();
+    let shown: Vec<&str> = items.take(SHOWN).collect();
+    let mut text = shown.join(", ");
+    if total > shown.len() {
+        let _ = write!(text, " and {} more", total - shown.len());
+    }
+    text
+}
+
+fn diff(out: &mut String, diff: &Diff) {
+    if !diff.invite.is_empty() {
+        let _ = writeln!(
+            out,
+            "  invite {}: {}",
+            diff.invite.len(),
+            names(diff.invite.iter().map(|m| m.email.as_str()))
+        );
+    }
+    if !diff.remove.is_empty() {
+        let _ = writeln!(out, "  remove {}:", diff.remove.len());
+        for removal in diff.remove.iter().take(SHOWN) {
+            let _ = writeln!(out, "    {} ({})", removal.email, removal.reason.describe());
+        }
+        if diff.remove.len() > SHOWN {
+            let _ = writeln!(out, "    and {} more", diff.remove.len() - SHOWN);
+        }
+    }
+    for group in &diff.groups_created {
+        let _ = writeln!(
+            out,
+            "  create group {} with {} member(s)",
+            group.name,
+            group.added.len()
+        );
+    }
+    for group in &diff.groups_updated {
+        let mut parts = Vec::new();
+        if let Some(old) = &group.renamed_from {
+            parts.push(format!("renamed from {old:?}"));
+        }
+        if !group.added.is_empty() {
+            parts.push(format!(
+                "add {}",
+                names(group.added.iter().map(String::as_str))
+            ));
+        }
+        if !group.removed.is_empty() {
+            parts.push(format!(
+                "remove {}",
+                names(group.removed.iter().map(String::as_str))
+            ));
+        }
+        let _ = writeln!(out, "  update group {}: {}", group.name, parts.join("; "));
+    }
+}
+
+fn gone_groups(out: &mut String, diff: &Diff) {
+    if !diff.groups_gone.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nGroups no longer in the directory (the import API never deletes groups; delete them in the Admin Console if wanted): {}",
+            names(diff.groups_gone.iter().map(|g| g.name.as_str()))
+        );
+    }
+}
+
+fn skipped(out: &mut String, skipped: &[orgsync_proto::SkippedEntry]) {
+    if skipped.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nSkipped {} directory entr(ies):", skipped.len());
+    for entry in skipped.iter().take(SHOWN) {
+        let _ = writeln!(
+            out,
+            "  {}{}: {}",
+            entry.reference,
+            entry
+                .email
+                .as_deref()
+                .map(|e| format!(" <{e}>"))
+                .unwrap_or_default(),
+            entry.reason.describe()
+        );
+    }
+    if skipped.len() > SHOWN {
+        let _ = writeln!(out, "  and {} more (see --json)", skipped.len() - SHOWN);
+    }
+}
+
+fn warnings(out: &mut String, warnings: &[String]) {
+    for warning in warnings {
+        let _ = writeln!(out, "\nwarning: {warning}");
+    }
+}
+
+/// `config show`: the effective configuration with defaults, and where each secret comes from.
+pub fn config_show(config: &Config, secrets: &Secrets, path: &Path) -> String {
+    let mut out = format!("# {}\n", path.display());
+    if !path.exists() {
+        out.push_str("# (the file does not exist yet: these are the defaults)\n");
+    }
+    out.push_str(&toml::to_string(config).unwrap_or_default());
+    out.push_str("\n# Secrets (never stored in this file):\n");
+    for key in [
+        SecretKey::LdapBindPassword,
+        SecretKey::OrgClientId,
+        SecretKey::OrgClientSecret,
+    ] {
+        let where_ = match secrets.source(key) {
+            Ok(Some(source)) => format!("set ({source})"),
+            Ok(None) => "not set".to_string(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let _ = writeln!(out, "#   {}: {where_}", key.name());
+    }
+    out
+}
+
+pub struct Status(InstallationStatus);
+
+impl serde::Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl Status {
+    pub fn gather(
+        paths: &Paths,
+        config: &Config,
+        secrets: &Secrets,
+        state: &State,
+    ) -> Result<Status, Failure> {
+        let run = |e: &dyn std::fmt::Display| Failure::Run(e.to_string());
+        let resolved = config.resolve();
+        let key = orgsync::engine::api_key(secrets).map_err(|e| run(&e))?;
+        let times = state.sync_times().map_err(|e| run(&e))?;
+        let synced = state.synced().map_err(|e| run(&e))?;
+        Ok(Status(InstallationStatus {
+            config_file: paths.config_file.display().to_string(),
+            data_dir: paths.data_dir.display().to_string(),
+            config_problem: resolved.as_ref().err().map(|e| e.to_string()),
+            directory: resolved.as_ref().ok().map(|c| c.ldap.url.clone()),
+            server: config.server.resolve_alone().ok().map(|s| s.urls.api),
+            logged_in: key.is_some(),
+            organization_id: key.as_ref().map(|k| k.organization_id().to_string()),
+            secrets: secrets.description().to_string(),
+            bind_password_set: secrets
+                .get(SecretKey::LdapBindPassword)
+                .map_err(|e| run(&e))?
+                .is_some(),
+            last_user_sync: times.users,
+            last_group_sync: times.groups,
+            synced_members: synced.members.len(),
+            synced_groups: synced.groups.len(),
+            last_refusal: state
+                .last_refusal()
+                .map_err(|e| run(&e))?
+                .map(|r| format!("{}: {}", r.at, r.message)),
+        }))
+    }
+
+    pub fn render(&self) -> String {
+        let s = &self.0;
+        let mut out = String::new();
+        let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "never".into());
+        let _ = writeln!(out, "Config file:      {}", s.config_file);
+        let _ = writeln!(out, "Data directory:   {}", s.data_dir);
+        if let Some(problem) = &s.config_problem {
+            let _ = writeln!(
+                out,
+                "Config problems:  {}",
+                problem.replace('\n', "\n                  ")
+            );
+        }
+        if let Some(directory) = &s.directory {
+            let _ = writeln!(out, "Directory:        {directory}");
+        }
+        if let Some(server) = &s.server {
+            let _ = writeln!(out, "Server API:       {server}");
+        }
+        let _ = writeln!(
+            out,
+            "Logged in:        {}",
+            match &s.organization_id {
+                Some(org) => format!("yes, organization {org}"),
+                None => "no (run `orgsync login`)".into(),
+            }
+        );
+        let _ = writeln!(out, "Secrets:          {}", s.secrets);
+        let _ = writeln!(
+            out,
+            "Bind password:    {}",
+            if s.bind_password_set {
+                "set"
+            } else {
+                "not set"
+            }
+        );
+        let _ = writeln!(out, "Last user sync:   {}", or_none(&s.last_user_sync));
+        let _ = writeln!(out, "Last group sync:  {}", or_none(&s.last_group_sync));
+        let _ = writeln!(
+            out,
+            "Synced:           {} member(s), {} group(s)",
+            s.synced_members, s.synced_groups
+        );
+        if let Some(refusal) = &s.last_refusal {
+            let _ = writeln!(out, "Last refusal:     {refusal}");
+        }
+        out
+    }
+}

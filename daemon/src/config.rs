@@ -1,0 +1,934 @@
+//! The TOML configuration: raw serde structs (what the admin wrote), validation, and the resolved
+//! form the rest of orgsync uses.
+//!
+//! Two stages, like ripgrep's low/high args: [`Config`] holds exactly what the file says (every
+//! optional attribute stays `None`, so `config show` can tell "unset" from "set to the default"),
+//! and [`Config::resolve`] checks everything once and fills the defaults that depend on other
+//! fields (Active Directory vs. other LDAP) into a [`ResolvedConfig`].
+//!
+//! Secrets are never part of this file: they live in [`crate::secrets`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors loading or changing the configuration. Every message names the key or file and says
+/// what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write config file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+    #[error("{0}")]
+    Key(String),
+}
+
+/// One validation problem: the dotted key, the offending value and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// The configuration file as written. Unknown keys are errors, not ignored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Which directory to read. Only `ldap` (which includes Active Directory) for now.
+    #[serde(default)]
+    pub directory: DirectoryKind,
+    /// The Bitwarden (or Vaultwarden) server that hosts the organization.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// LDAP / Active Directory connection and schema.
+    #[serde(default)]
+    pub ldap: LdapConfig,
+    /// What to sync and how.
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// Limits that stop a sync from removing many members by accident.
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    /// Where secrets are kept.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryKind {
+    #[default]
+    Ldap,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `cloud-us` (bitwarden.com), `cloud-eu` (bitwarden.eu), or the base URL of a self-hosted
+    /// Bitwarden or Vaultwarden server (its API is then at `<url>/api`, identity at `<url>/identity`).
+    #[serde(default = "default_server_url")]
+    pub url: String,
+    /// Explicit API URL; overrides the one derived from `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Explicit identity URL; overrides the one derived from `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_url: Option<String>,
+    /// Extra CA certificate (PEM) to trust for a self-hosted server with a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Request timeout for the organization server.
+    #[serde(default = "default_server_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_server_url() -> String {
+    "cloud-us".to_string()
+}
+
+fn default_server_timeout() -> u64 {
+    120
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            url: default_server_url(),
+            api_url: None,
+            identity_url: None,
+            ca_file: None,
+            timeout_seconds: default_server_timeout(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encryption {
+    /// Plain LDAP (the bind password crosses the network in clear text).
+    #[default]
+    None,
+    /// TLS from the first byte (`ldaps://`, usually port 636).
+    Ldaps,
+    /// Plain connection upgraded with the StartTLS extended operation.
+    Starttls,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// Server host name or IP address.
+    #[serde(default)]
+    pub host: String,
+    /// Server port; defaults to 636 with `encryption = "ldaps"`, else 389.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `none`, `ldaps` or `starttls`.
+    #[serde(default)]
+    pub encryption: Encryption,
+    /// CA certificate bundle (PEM) that signed the server's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
+    /// Do not verify the server certificate. Dangerous: anyone on the path can read the bind
+    /// password. orgsync warns on every run.
+    #[serde(default)]
+    pub skip_verify: bool,
+    /// DN (or for AD `DOMAIN\user` / UPN) to bind as. The password is a secret:
+    /// `orgsync config set-secret ldap.bind_password`.
+    #[serde(default)]
+    pub bind_dn: String,
+    /// Base DN of all searches, e.g. `dc=example,dc=org`.
+    #[serde(default)]
+    pub root_path: String,
+    /// Active Directory mode: AD attribute defaults, objectGUID, userAccountControl, deleted objects.
+    #[serde(default)]
+    pub active_directory: bool,
+    /// Use the Simple Paged Results control (RFC 2696). Always on in AD mode.
+    #[serde(default = "default_true")]
+    pub paged_search: bool,
+    /// Entries per page for paged searches.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Give up connecting after this long.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+    /// Give up on a single LDAP operation (bind, one search page) after this long.
+    #[serde(default = "default_operation_timeout")]
+    pub timeout_seconds: u64,
+    /// Attribute whose value is the stable id sent to the organization as `externalId`. Default:
+    /// `objectGUID` in AD mode, `entryUUID` otherwise. `dn` uses the entry's DN like Directory
+    /// Connector does (choose it to continue an organization provisioned by Directory Connector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id_attribute: Option<String>,
+    /// LDAP filter matching disabled users on servers without AD's userAccountControl, e.g.
+    /// `(pwdAccountLockedTime=*)` or `(nsAccountLock=TRUE)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_filter: Option<String>,
+    /// Attribute holding the user name that `memberUid` values refer to. Default `uid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid_attribute: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_page_size() -> u32 {
+    500
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_operation_timeout() -> u64 {
+    120
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        LdapConfig {
+            host: String::new(),
+            port: None,
+            encryption: Encryption::None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            skip_verify: false,
+            bind_dn: String::new(),
+            root_path: String::new(),
+            active_directory: false,
+            paged_search: true,
+            page_size: default_page_size(),
+            connect_timeout_seconds: default_connect_timeout(),
+            timeout_seconds: default_operation_timeout(),
+            external_id_attribute: None,
+            disabled_filter: None,
+            uid_attribute: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Sync users (members).
+    #[serde(default = "default_true")]
+    pub users: bool,
+    /// Sync groups and their memberships.
+    #[serde(default = "default_true")]
+    pub groups: bool,
+    /// Minutes between syncs when the daemon polls (minimum 1).
+    #[serde(default = "default_interval")]
+    pub interval_minutes: u32,
+    /// Extra LDAP filter for users, ANDed with the object class, e.g. `(memberOf=cn=staff,...)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_filter: Option<String>,
+    /// Extra LDAP filter for groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_filter: Option<String>,
+    /// Where users live, relative to `ldap.root_path` (e.g. `ou=people`). AD default `CN=Users`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_path: Option<String>,
+    /// Where groups live, relative to `ldap.root_path` (e.g. `ou=groups`). AD default `CN=Users`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_path: Option<String>,
+    /// Object class of users. Default `person` in AD mode, `inetOrgPerson` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_object_class: Option<String>,
+    /// Object class of groups. Default `group` in AD mode, `groupOfNames` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_object_class: Option<String>,
+    /// Attribute holding the user's email. Default `mail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_attribute: Option<String>,
+    /// Attribute holding the group's name. Default `name` in AD mode, `cn` otherwise (falls back
+    /// to `cn` when the entry lacks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name_attribute: Option<String>,
+    /// Attribute listing a group's members: `member` / `uniqueMember` (DNs) or `memberUid`
+    /// (user names). Default `member`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_attribute: Option<String>,
+    /// When a user has no email, build one from `email_prefix_attribute` + `email_suffix`.
+    #[serde(default)]
+    pub use_email_prefix_suffix: bool,
+    /// Attribute giving the local part of a synthesised email. Default `sAMAccountName` in AD
+    /// mode, `uid` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_prefix_attribute: Option<String>,
+    /// Appended to the prefix, e.g. `@example.com` (must start with `@`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_suffix: Option<String>,
+    /// Kept for parity with Directory Connector, which stores but never uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_date_attribute: Option<String>,
+    /// Attribute with the entry's last change time (`modifyTimestamp`, AD `whenChanged`); reserved
+    /// for incremental reads. orgsync currently reads the whole directory on every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_date_attribute: Option<String>,
+    /// Remove disabled users from the organization.
+    #[serde(default)]
+    pub remove_disabled: bool,
+    /// Remove members that orgsync synced before and that are no longer in the directory (or no
+    /// longer match the filters). Guarded by `[safety]`.
+    #[serde(default = "default_true")]
+    pub remove_missing_users: bool,
+    /// Ask the server to remove every directory-managed member not in this sync. For debugging;
+    /// cannot be combined with batched large imports.
+    #[serde(default)]
+    pub overwrite_existing: bool,
+    /// More than 2000 users or groups: send in batches of 2000 and lift the cloud's limit.
+    #[serde(default)]
+    pub large_import: bool,
+    /// Send invitation emails to new members right away.
+    #[serde(default)]
+    pub invite_users_after_provisioning: bool,
+}
+
+fn default_interval() -> u32 {
+    5
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            users: true,
+            groups: true,
+            interval_minutes: default_interval(),
+            user_filter: None,
+            group_filter: None,
+            user_path: None,
+            group_path: None,
+            user_object_class: None,
+            group_object_class: None,
+            email_attribute: None,
+            group_name_attribute: None,
+            member_attribute: None,
+            use_email_prefix_suffix: false,
+            email_prefix_attribute: None,
+            email_suffix: None,
+            creation_date_attribute: None,
+            revision_date_attribute: None,
+            remove_disabled: false,
+            remove_missing_users: true,
+            overwrite_existing: false,
+            large_import: false,
+            invite_users_after_provisioning: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// A sync may always remove up to this many members.
+    #[serde(default = "default_max_removals")]
+    pub max_removals: usize,
+    /// Above `max_removals`, a sync may remove at most this percentage of the synced members.
+    #[serde(default = "default_max_removal_percent")]
+    pub max_removal_percent: u32,
+}
+
+fn default_max_removals() -> usize {
+    5
+}
+fn default_max_removal_percent() -> u32 {
+    10
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            max_removals: default_max_removals(),
+            max_removal_percent: default_max_removal_percent(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretsBackendKind {
+    /// The desktop keyring (Secret Service) when one answers, else the 0600 file.
+    #[default]
+    Auto,
+    /// The desktop keyring only; fail if it is unavailable.
+    Keyring,
+    /// `secrets.json` (mode 0600) in the data directory.
+    File,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// `auto`, `keyring` or `file`.
+    #[serde(default)]
+    pub backend: SecretsBackendKind,
+}
+
+/// Where the organization server's endpoints are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerUrls {
+    pub api: String,
+    pub identity: String,
+}
+
+/// The validated configuration with every default filled in.
+#[derive(Clone, Debug)]
+pub struct ResolvedConfig {
+    pub server: ResolvedServer,
+    pub ldap: ResolvedLdap,
+    pub sync: SyncConfig,
+    pub safety: SafetyConfig,
+    pub secrets: SecretsConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResolvedServer {
+    pub urls: ServerUrls,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+/// LDAP settings with AD / non-AD defaults applied.
+#[derive(Clone, Debug)]
+pub struct ResolvedLdap {
+    pub url: String,
+    pub encryption: Encryption,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    pub skip_verify: bool,
+    pub bind_dn: String,
+    pub active_directory: bool,
+    /// `None` when paging is off.
+    pub page_size: Option<u32>,
+    pub connect_timeout: Duration,
+    pub operation_timeout: Duration,
+    pub user_base: String,
+    pub group_base: String,
+    pub root_path: String,
+    pub user_filter: String,
+    pub group_filter: String,
+    pub disabled_filter: Option<String>,
+    pub external_id: ExternalIdSource,
+    pub email_attribute: String,
+    /// `(prefix attribute, suffix)` when emails are synthesised.
+    pub email_prefix_suffix: Option<(String, String)>,
+    pub group_name_attribute: String,
+    pub member_attribute: String,
+    pub uid_attribute: String,
+}
+
+/// Where a user's or group's `externalId` comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExternalIdSource {
+    /// The entry DN, like Directory Connector on non-AD servers.
+    Dn,
+    /// AD's binary objectGUID, formatted as a GUID string.
+    ObjectGuid,
+    /// Any other attribute, used as a string (e.g. `entryUUID`, `nsUniqueId`, `ipaUniqueID`).
+    Attribute(String),
+}
+
+impl Config {
+    /// Parses a config file's text. `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Loads the file, or the defaults if it does not exist yet.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Checks every field and fills defaults. All problems are reported at once.
+    pub fn resolve(&self) -> Result<ResolvedConfig, ConfigError> {
+        let mut problems = Vec::new();
+        let server = self.server.resolve(&mut problems);
+        let ldap = self.ldap.resolve(&self.sync, &mut problems);
+        validate_sync(&self.sync, &mut problems);
+        if self.safety.max_removal_percent > 100 {
+            problems.push(Problem {
+                key: "safety.max_removal_percent".into(),
+                message: format!(
+                    "{} is not a percentage; use a value from 0 to 100",
+                    self.safety.max_removal_percent
+                ),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(ResolvedConfig {
+            server,
+            ldap,
+            sync: self.sync.clone(),
+            safety: self.safety.clone(),
+            secrets: self.secrets.clone(),
+        })
+    }
+}
+
+impl ServerConfig {
+    /// Validates only the server section (enough for `login`, before the directory is set up).
+    pub fn resolve_alone(&self) -> Result<ResolvedServer, ConfigError> {
+        let mut problems = Vec::new();
+        let server = self.resolve(&mut problems);
+        if problems.is_empty() {
+            Ok(server)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    fn resolve(&self, problems: &mut Vec<Problem>) -> ResolvedServer {
+        let derived = match self.url.trim() {
+            "cloud-us"
+            | "us"
+            | "bitwarden.com"
+            | "https://bitwarden.com"
+            | "https://vault.bitwarden.com" => ServerUrls {
+                api: "https://api.bitwarden.com".into(),
+                identity: "https://identity.bitwarden.com".into(),
+            },
+            "cloud-eu"
+            | "eu"
+            | "bitwarden.eu"
+            | "https://bitwarden.eu"
+            | "https://vault.bitwarden.eu" => ServerUrls {
+                api: "https://api.bitwarden.eu".into(),
+                identity: "https://identity.bitwarden.eu".into(),
+            },
+            base => {
+                let base = check_url("server.url", base, problems);
+                ServerUrls {
+                    api: format!("{base}/api"),
+                    identity: format!("{base}/identity"),
+                }
+            }
+        };
+        let api = match &self.api_url {
+            Some(url) => check_url("server.api_url", url, problems),
+            None => derived.api,
+        };
+        let identity = match &self.identity_url {
+            Some(url) => check_url("server.identity_url", url, problems),
+            None => derived.identity,
+        };
+        check_file("server.ca_file", self.ca_file.as_deref(), problems);
+        if self.timeout_seconds == 0 {
+            problems.push(Problem {
+                key: "server.timeout_seconds".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        ResolvedServer {
+            urls: ServerUrls { api, identity },
+            ca_file: self.ca_file.clone(),
+            timeout: Duration::from_secs(self.timeout_seconds),
+        }
+    }
+}
+
+/// Accepts `http(s)://host[:port][/path]`, returns it without a trailing slash.
+fn check_url(key: &str, value: &str, problems: &mut Vec<Problem>) -> String {
+    let trimmed = value.trim().trim_end_matches('/');
+    let ok = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+    if !ok {
+        problems.push(Problem {
+            key: key.into(),
+            message: format!(
+                "{value:?} is not a server URL; use `cloud-us`, `cloud-eu` or a URL like https://vault.example.com"
+            ),
+        });
+    }
+    trimmed.to_string()
+}
+
+fn check_file(key: &str, path: Option<&Path>, problems: &mut Vec<Problem>) {
+    if let Some(path) = path
+        && !path.is_file()
+    {
+        problems.push(Problem {
+            key: key.into(),
+            message: format!(
+                "file {} does not exist or is not readable; fix the path or remove the key",
+                path.display()
+            ),
+        });
+    }
+}
+
+/// Checks that a filter is one parenthesised LDAP filter with balanced parentheses.
+fn check_filter(key: &str, filter: &str, problems: &mut Vec<Problem>) {
+    let filter = filter.trim();
+    let mut depth = 0i32;
+    let mut closed_at_top = 0;
+    let mut escaped = false;
+    for c in filter.chars() {
+        match c {
+            '\\' => escaped = !escaped,
+            '(' if !escaped => depth += 1,
+            ')' if !escaped => {
+                depth -= 1;
+                if depth == 0 {
+                    closed_at_top += 1;
+                }
+                if depth < 0 {
+                    break;
+                }
+            }
+            _ => escaped = false,
+        }
+        if c != '\\' {
+            escaped = false;
+        }
+    }
+    if !filter.starts_with('(') || depth != 0 || closed_at_top != 1 || !filter.ends_with(')') {
+        problems.push(Problem {
+            key: key.into(),
+            message: format!(
+                "{filter:?} is not one parenthesised LDAP filter; write it like (cn=Sales) or (&(a=1)(b=2))"
+            ),
+        });
+    }
+}
+
+fn non_blank(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl LdapConfig {
+    fn resolve(&self, sync: &SyncConfig, problems: &mut Vec<Problem>) -> ResolvedLdap {
+        let ad = self.active_directory;
+        if self.host.trim().is_empty() {
+            problems.push(Problem {
+                key: "ldap.host".into(),
+                message: "is not set; run `orgsync config set ldap.host ldap.example.com`".into(),
+            });
+        }
+        if self.bind_dn.trim().is_empty() {
+            problems.push(Problem {
+                key: "ldap.bind_dn".into(),
+                message: "is not set; run `orgsync config set ldap.bind_dn cn=reader,dc=example,dc=org` (anonymous binds are not supported)".into(),
+            });
+        }
+        let root_path = self.root_path.trim().to_string();
+        if root_path.is_empty() {
+            problems.push(Problem {
+                key: "ldap.root_path".into(),
+                message: "is not set; run `orgsync config set ldap.root_path dc=example,dc=org`"
+                    .into(),
+            });
+        } else if !root_path.contains('=') {
+            problems.push(Problem {
+                key: "ldap.root_path".into(),
+                message: format!("{root_path:?} is not a DN; write it like dc=example,dc=org"),
+            });
+        }
+        if self.page_size == 0 || self.page_size > 100_000 {
+            problems.push(Problem {
+                key: "ldap.page_size".into(),
+                message: format!(
+                    "{} is out of range; use 1 to 100000 (500 is a good value)",
+                    self.page_size
+                ),
+            });
+        }
+        for (key, value) in [
+            ("ldap.connect_timeout_seconds", self.connect_timeout_seconds),
+            ("ldap.timeout_seconds", self.timeout_seconds),
+        ] {
+            if value == 0 {
+                problems.push(Problem {
+                    key: key.into(),
+                    message: "must be at least 1 second".into(),
+                });
+            }
+        }
+        check_file("ldap.ca_file", self.ca_file.as_deref(), problems);
+        check_file(
+            "ldap.client_cert_file",
+            self.client_cert_file.as_deref(),
+            problems,
+        );
+        check_file(
+            "ldap.client_key_file",
+            self.client_key_file.as_deref(),
+            problems,
+        );
+        let client_cert = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                problems.push(Problem {
+                    key: "ldap.client_cert_file".into(),
+                    message: "client_cert_file and client_key_file must be set together".into(),
+                });
+                None
+            }
+        };
+        if self.encryption == Encryption::None && (self.ca_file.is_some() || client_cert.is_some())
+        {
+            problems.push(Problem {
+                key: "ldap.encryption".into(),
+                message: "is `none` but TLS files are set; set it to `ldaps` or `starttls`".into(),
+            });
+        }
+        if let Some(filter) = non_blank(&self.disabled_filter) {
+            check_filter("ldap.disabled_filter", filter, problems);
+        }
+
+        let port = self.port.unwrap_or(match self.encryption {
+            Encryption::Ldaps => 636,
+            _ => 389,
+        });
+        let scheme = if self.encryption == Encryption::Ldaps {
+            "ldaps"
+        } else {
+            "ldap"
+        };
+        let host = self.host.trim();
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]") // a bare IPv6 address
+        } else {
+            host.to_string()
+        };
+
+        let pick = |value: &Option<String>, ad_default: &str, ldap_default: &str| {
+            non_blank(value)
+                .unwrap_or(if ad { ad_default } else { ldap_default })
+                .to_string()
+        };
+        let base = |path: &Option<String>| match non_blank(path).or(ad.then_some("CN=Users")) {
+            Some(path) => format!("{path},{root_path}"),
+            None => root_path.clone(),
+        };
+        let user_object_class = pick(&sync.user_object_class, "person", "inetOrgPerson");
+        let group_object_class = pick(&sync.group_object_class, "group", "groupOfNames");
+        let object_filter = |class: &str, extra: Option<&str>| match extra {
+            Some(extra) => format!("(&(objectClass={class}){extra})"),
+            None => format!("(objectClass={class})"),
+        };
+        let external_id = match non_blank(&self.external_id_attribute) {
+            Some(a) if a.eq_ignore_ascii_case("dn") => ExternalIdSource::Dn,
+            Some(a) if a.eq_ignore_ascii_case("objectGUID") => ExternalIdSource::ObjectGuid,
+            Some(a) => ExternalIdSource::Attribute(a.to_string()),
+            None if ad => ExternalIdSource::ObjectGuid,
+            None => ExternalIdSource::Attribute("entryUUID".into()),
+        };
+        let email_prefix_suffix = sync.use_email_prefix_suffix.then(|| {
+            (
+                pick(&sync.email_prefix_attribute, "sAMAccountName", "uid"),
+                non_blank(&sync.email_suffix)
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        });
+
+        ResolvedLdap {
+            url: format!("{scheme}://{host}:{port}"),
+            encryption: self.encryption,
+            ca_file: self.ca_file.clone(),
+            client_cert,
+            skip_verify: self.skip_verify,
+            bind_dn: self.bind_dn.trim().to_string(),
+            active_directory: ad,
+            page_size: (self.paged_search || ad).then_some(self.page_size),
+            connect_timeout: Duration::from_secs(self.connect_timeout_seconds),
+            operation_timeout: Duration::from_secs(self.timeout_seconds),
+            user_base: base(&sync.user_path),
+            group_base: base(&sync.group_path),
+            root_path: root_path.clone(),
+            user_filter: object_filter(&user_object_class, non_blank(&sync.user_filter)),
+            group_filter: object_filter(&group_object_class, non_blank(&sync.group_filter)),
+            disabled_filter: non_blank(&self.disabled_filter).map(str::to_string),
+            external_id,
+            email_attribute: pick(&sync.email_attribute, "mail", "mail"),
+            email_prefix_suffix,
+            group_name_attribute: pick(&sync.group_name_attribute, "name", "cn"),
+            member_attribute: pick(&sync.member_attribute, "member", "member"),
+            uid_attribute: non_blank(&self.uid_attribute).unwrap_or("uid").to_string(),
+        }
+    }
+}
+
+fn validate_sync(sync: &SyncConfig, problems: &mut Vec<Problem>) {
+    if sync.interval_minutes == 0 {
+        problems.push(Problem {
+            key: "sync.interval_minutes".into(),
+            message: "0 is too short; the minimum is 1 minute".into(),
+        });
+    }
+    if let Some(filter) = non_blank(&sync.user_filter) {
+        check_filter("sync.user_filter", filter, problems);
+    }
+    if let Some(filter) = non_blank(&sync.group_filter) {
+        check_filter("sync.group_filter", filter, problems);
+    }
+    if sync.use_email_prefix_suffix {
+        match non_blank(&sync.email_suffix) {
+            None => problems.push(Problem {
+                key: "sync.email_suffix".into(),
+                message: "is required when use_email_prefix_suffix is on; set it like @example.com"
+                    .into(),
+            }),
+            Some(suffix) if !suffix.starts_with('@') || suffix.len() < 2 => {
+                problems.push(Problem {
+                    key: "sync.email_suffix".into(),
+                    message: format!("{suffix:?} must start with @, like @example.com"),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    if !sync.users && !sync.groups {
+        problems.push(Problem {
+            key: "sync.users".into(),
+            message:
+                "both sync.users and sync.groups are off, so there is nothing to sync; turn one on"
+                    .into(),
+        });
+    }
+    if sync.overwrite_existing && sync.large_import {
+        problems.push(Problem {
+            key: "sync.overwrite_existing".into(),
+            message: "cannot be combined with sync.large_import (batched imports cannot overwrite); turn one off".into(),
+        });
+    }
+}
+
+/// Keys that name secrets. `config set` refuses them so they never land in the TOML file.
+pub const SECRET_KEYS: &[&str] = &["ldap.bind_password", "org.client_secret"];
+
+/// Sets `key` (dotted, e.g. `ldap.host`) to `value` in the config file text, keeping comments and
+/// layout. The value is typed by the schema: `true`/`false` for switches, numbers for counts,
+/// text otherwise. The result is parsed and validated as a whole before it is returned, so a bad
+/// value never reaches the file.
+pub fn set_key(
+    text: &str,
+    key: &str,
+    value: Option<&str>,
+    path: &Path,
+) -> Result<String, ConfigError> {
+    if SECRET_KEYS.contains(&key) {
+        return Err(ConfigError::Key(format!(
+            "{key} is a secret and is never written to the config file; use `orgsync config set-secret {key}`"
+        )));
+    }
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) || parts.len() > 2 {
+        return Err(ConfigError::Key(format!(
+            "{key:?} is not a config key; keys look like ldap.host or sync.user_filter (see `orgsync config show`)"
+        )));
+    }
+    let candidates: Vec<toml_edit::Item> = match value {
+        None => vec![toml_edit::Item::None],
+        Some(value) => typed_candidates(value),
+    };
+    let mut last_error = None;
+    for candidate in candidates {
+        let mut trial = doc.clone();
+        place(&mut trial, &parts, candidate);
+        match Config::parse(&trial.to_string(), path) {
+            Ok(_) => {
+                doc = trial;
+                last_error = None;
+                break;
+            }
+            Err(ConfigError::Parse { message, .. }) => last_error = Some(message),
+            Err(other) => return Err(other),
+        }
+    }
+    if let Some(message) = last_error {
+        let message = message.trim().replace('\n', " ");
+        return Err(ConfigError::Key(match value {
+            Some(value) => format!("cannot set {key} to {value:?}: {message}"),
+            None => format!("cannot unset {key}: {message}"),
+        }));
+    }
+    Ok(doc.to_string())
+}
+
+/// The ways a command-line value can be read, most specific first.
+fn typed_candidates(value: &str) -> Vec<toml_edit::Item> {
+    let mut items = Vec::new();
+    match value {
+        "true" => items.push(toml_edit::value(true)),
+        "false" => items.push(toml_edit::value(false)),
+        _ => {}
+    }
+    if let Ok(n) = value.parse::<i64>() {
+        items.push(toml_edit::value(n));
+    }
+    items.push(toml_edit::value(value));
+    items
+}
+
+fn place(doc: &mut toml_edit::DocumentMut, parts: &[&str], item: toml_edit::Item) {
+    match parts {
+        [key] => {
+            if item.is_none() {
+                doc.remove(key);
+            } else {
+                doc[key] = item;
+            }
+        }
+        [table, key] => {
+            if item.is_none() {
+                if let Some(t) = doc.get_mut(table).and_then(|t| t.as_table_like_mut()) {
+                    t.remove(key);
+                }
+            } else {
+                if !doc.contains_key(table) {
+                    doc[table] = toml_edit::table();
+                }
+                doc[table][key] = item;
+            }
+        }
+        _ => unreachable!("checked by set_key"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,13 @@
+//! orgsync: keeps a Bitwarden (or Vaultwarden) organization's members and groups in step with an
+//! LDAP / Active Directory directory.
+//!
+//! Modules in the order a sync flows through them (see ARCHITECTURE.md):
+
+pub mod config;
+pub mod directory;
+pub mod engine;
+pub mod org;
+pub mod paths;
+pub mod plan;
+pub mod secrets;
+pub mod state;

@@ -1,0 +1,575 @@
+//! The sync plan: pure functions from a directory [`Snapshot`] and the last synced state to the
+//! import requests, the diff an admin sees, and the state to record once the server accepts.
+//!
+//! **Invariant:** nothing here does I/O or reads the clock, so the same inputs always give the
+//! same plan (and the same request hash). Users and groups are sorted, so the order in which a
+//! directory returns entries never changes the hash.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use base64::Engine;
+use orgsync_proto::{
+    Diff, GroupChange, GroupEntry, MemberChange, MemberRemoval, Refusal, RemovalReason, SkipReason,
+    SkippedEntry, UserEntry, UsersByState,
+};
+use sha2::{Digest, Sha256};
+
+use crate::directory::{DirectoryGroup, DirectoryUser, Snapshot};
+use crate::org::{ImportGroup, ImportMember, ImportRequest};
+
+/// Bitwarden rejects longer emails.
+const MAX_EMAIL_LEN: usize = 256;
+/// Objects per request in batched ("large import") mode, as Directory Connector does.
+pub const BATCH_SIZE: usize = 2000;
+
+/// What the organization holds because of earlier syncs: the base of the diff and of removals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncedState {
+    /// externalId → email of members orgsync added (and has not removed).
+    pub members: BTreeMap<String, String>,
+    /// externalId → group as last sent.
+    pub groups: BTreeMap<String, SyncedGroup>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncedGroup {
+    pub name: String,
+    /// Sorted member externalIds.
+    pub members: Vec<String>,
+}
+
+/// The sync options that shape a plan.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    pub sync_users: bool,
+    pub sync_groups: bool,
+    pub remove_disabled: bool,
+    pub remove_missing_users: bool,
+    pub overwrite_existing: bool,
+    pub large_import: bool,
+    pub invite_users_after_provisioning: bool,
+    pub max_removals: usize,
+    pub max_removal_percent: u32,
+}
+
+/// Everything a run needs to decide and report.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub users: UsersByState,
+    pub groups: Vec<GroupEntry>,
+    pub skipped: Vec<SkippedEntry>,
+    pub diff: Diff,
+    pub warnings: Vec<String>,
+    /// Set when the removal guard refuses this plan.
+    pub refusal: Option<Refusal>,
+    /// Users that share an email with another entry. A sync is refused while there are any.
+    pub conflicts: Vec<SkippedEntry>,
+    /// The requests to send, in order.
+    pub requests: Vec<ImportRequest>,
+    /// Hash of the directory-derived requests; equal hashes mean the directory did not change.
+    pub hash_payload: String,
+    /// Whether the requests remove members that vanished from the directory. Those removals are
+    /// not part of the hash (they change state, so they are always sent).
+    pub has_missing_removals: bool,
+    /// The state to record once every request is accepted.
+    pub next_state: SyncedState,
+}
+
+impl Plan {
+    pub fn users_read(&self) -> usize {
+        self.users.len() + self.skipped.len()
+    }
+}
+
+/// A user that passed normalisation.
+struct Member<'a> {
+    user: &'a DirectoryUser,
+    email: String,
+    /// Sent as `deleted: true` (removed or kept out of the organization).
+    removed: bool,
+}
+
+/// Builds the plan. `snapshot` must be a complete read (see [`crate::directory`]).
+pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> Plan {
+    let mut skipped = Vec::new();
+    let mut warnings = snapshot.warnings.clone();
+
+    let users_read = snapshot.users.as_deref().unwrap_or_default();
+    let (members, conflicts) = normalise_users(users_read, state, options, &mut skipped);
+    let active: HashMap<&str, &str> = members
+        .iter()
+        .filter(|m| !m.removed)
+        .map(|m| (m.user.external_id.as_str(), m.email.as_str()))
+        .collect();
+
+    // Group membership: flattened, and limited to users who stay members when users are synced,
+    // so a removed or skipped user does not linger in a group's list.
+    let groups: Vec<GroupEntry> = match &snapshot.groups {
+        Some(groups) => flatten_groups(groups)
+            .into_iter()
+            .map(|mut g| {
+                if snapshot.users.is_some() {
+                    g.member_external_ids
+                        .retain(|id| active.contains_key(id.as_str()));
+                }
+                g
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+
+    // Members that orgsync synced before and that the directory no longer returns at all.
+    let read_ids: HashSet<&str> = users_read.iter().map(|u| u.external_id.as_str()).collect();
+    let missing: Vec<(&String, &String)> = if snapshot.users.is_some()
+        && (options.remove_missing_users || options.overwrite_existing)
+    {
+        state
+            .members
+            .iter()
+            .filter(|(id, _)| !read_ids.contains(id.as_str()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    let diff = diff(&members, &missing, &groups, snapshot, state, &active);
+    let refusal = guard(snapshot, state, options, &diff);
+
+    let import_members: Vec<ImportMember> = if snapshot.users.is_some() {
+        members
+            .iter()
+            .map(|m| ImportMember {
+                email: m.email.clone(),
+                external_id: m.user.external_id.clone(),
+                deleted: m.removed,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let import_groups: Vec<ImportGroup> = groups
+        .iter()
+        .map(|g| ImportGroup {
+            name: g.name.clone(),
+            external_id: g.external_id.clone(),
+            member_external_ids: g.member_external_ids.clone(),
+        })
+        .collect();
+    let missing_members: Vec<ImportMember> = if options.remove_missing_users {
+        missing
+            .iter()
+            .map(|(id, email)| ImportMember {
+                email: (*email).clone(),
+                external_id: (*id).clone(),
+                deleted: true,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if options.overwrite_existing && !options.remove_missing_users && !missing.is_empty() {
+        warnings.push(format!(
+            "sync.overwrite_existing is on: the server will remove {} member(s) that are no longer in the directory",
+            missing.len()
+        ));
+    }
+
+    let hash_payload = payload_json(&build_requests(
+        import_members.clone(),
+        import_groups.clone(),
+        options,
+    ));
+    let has_missing_removals = !missing_members.is_empty();
+    let mut all_members = import_members;
+    all_members.extend(missing_members);
+    let requests = build_requests(all_members, import_groups, options);
+
+    let next_state = SyncedState {
+        members: if snapshot.users.is_some() {
+            active
+                .iter()
+                .map(|(id, email)| (id.to_string(), email.to_string()))
+                .collect()
+        } else {
+            state.members.clone()
+        },
+        groups: if snapshot.groups.is_some() {
+            groups
+                .iter()
+                .map(|g| {
+                    (
+                        g.external_id.clone(),
+                        SyncedGroup {
+                            name: g.name.clone(),
+                            members: g.member_external_ids.clone(),
+                        },
+                    )
+                })
+                .collect()
+        } else {
+            state.groups.clone()
+        },
+    };
+
+    Plan {
+        users: users_by_state(&members),
+        groups,
+        skipped,
+        diff,
+        warnings,
+        refusal,
+        conflicts,
+        requests,
+        hash_payload,
+        has_missing_removals,
+        next_state,
+    }
+}
+
+/// Applies Directory Connector's email rules: lower-case, drop missing or over-long emails, and
+/// resolve duplicates (identical repeats and tombstones of an active user are dropped; two
+/// different active entries with one email are conflicts). Unlike Directory Connector, every
+/// dropped or conflicting entry is reported by name.
+fn normalise_users<'a>(
+    users: &'a [DirectoryUser],
+    state: &SyncedState,
+    options: &PlanOptions,
+    skipped: &mut Vec<SkippedEntry>,
+) -> (Vec<Member<'a>>, Vec<SkippedEntry>) {
+    let mut members: Vec<Member<'a>> = Vec::new();
+    // email → index of the first active member with it
+    let mut active_by_email: HashMap<String, usize> = HashMap::new();
+    let mut conflicting: BTreeSet<String> = BTreeSet::new();
+
+    // Active users first, so a tombstone never shadows the live account with the same email.
+    let mut ordered: Vec<&DirectoryUser> = users.iter().collect();
+    ordered.sort_by_key(|u| u.deleted);
+
+    for user in ordered {
+        // A tombstone has usually lost its email; the state still knows it if orgsync added it.
+        let email = user.email.clone().or_else(|| {
+            user.deleted
+                .then(|| state.members.get(&user.external_id).cloned())?
+        });
+        let Some(email) = email else {
+            skipped.push(SkippedEntry {
+                reference: user.reference.clone(),
+                email: None,
+                reason: SkipReason::NoEmail,
+            });
+            continue;
+        };
+        if email.chars().count() > MAX_EMAIL_LEN {
+            skipped.push(SkippedEntry {
+                reference: user.reference.clone(),
+                email: Some(email),
+                reason: SkipReason::EmailTooLong,
+            });
+            continue;
+        }
+        if user.deleted {
+            if active_by_email.contains_key(&email) {
+                continue; // the tombstone of someone who is active again
+            }
+        } else if let Some(&first) = active_by_email.get(&email) {
+            if members[first].user != user {
+                conflicting.insert(email);
+            }
+            continue; // an identical repeat is dropped silently
+        } else {
+            active_by_email.insert(email.clone(), members.len());
+        }
+        let removed = user.deleted || (options.remove_disabled && user.disabled);
+        members.push(Member {
+            user,
+            email,
+            removed,
+        });
+    }
+
+    let mut conflicts = Vec::new();
+    if !conflicting.is_empty() {
+        for user in users {
+            if let Some(email) = &user.email
+                && conflicting.contains(email)
+            {
+                conflicts.push(SkippedEntry {
+                    reference: user.reference.clone(),
+                    email: Some(email.clone()),
+                    reason: SkipReason::DuplicateEmail,
+                });
+            }
+        }
+        members.retain(|m| !conflicting.contains(&m.email));
+        skipped.extend(conflicts.iter().cloned());
+    }
+    members.sort_by(|a, b| {
+        (a.email.as_str(), a.user.external_id.as_str())
+            .cmp(&(b.email.as_str(), b.user.external_id.as_str()))
+    });
+    (members, conflicts)
+}
+
+/// Each group's members become its direct users plus the direct users of every group reachable
+/// through nesting. Cycles are safe (visited set); cost is the size of the output, never
+/// users × groups.
+fn flatten_groups(groups: &[DirectoryGroup]) -> Vec<GroupEntry> {
+    let mut out = Vec::with_capacity(groups.len());
+    let mut visited = vec![false; groups.len()];
+    let mut reached = Vec::new();
+    for (index, group) in groups.iter().enumerate() {
+        reached.clear();
+        let mut stack = vec![index];
+        visited[index] = true;
+        while let Some(current) = stack.pop() {
+            reached.push(current);
+            for &child in &groups[current].group_members {
+                if child < groups.len() && !visited[child] {
+                    visited[child] = true;
+                    stack.push(child);
+                }
+            }
+        }
+        let mut members: BTreeSet<&str> = BTreeSet::new();
+        for &g in &reached {
+            visited[g] = false;
+            members.extend(groups[g].user_members.iter().map(String::as_str));
+        }
+        out.push(GroupEntry {
+            name: group.name.clone(),
+            external_id: group.external_id.clone(),
+            member_external_ids: members.into_iter().map(str::to_string).collect(),
+        });
+    }
+    out.sort_by(|a, b| (&a.name, &a.external_id).cmp(&(&b.name, &b.external_id)));
+    out
+}
+
+fn diff(
+    members: &[Member<'_>],
+    missing: &[(&String, &String)],
+    groups: &[GroupEntry],
+    snapshot: &Snapshot,
+    state: &SyncedState,
+    active: &HashMap<&str, &str>,
+) -> Diff {
+    let mut diff = Diff::default();
+    if snapshot.users.is_some() {
+        for m in members {
+            let known = state.members.contains_key(&m.user.external_id);
+            if !m.removed && !known {
+                diff.invite.push(MemberChange {
+                    email: m.email.clone(),
+                    external_id: m.user.external_id.clone(),
+                });
+            } else if m.removed && known {
+                diff.remove.push(MemberRemoval {
+                    email: m.email.clone(),
+                    external_id: m.user.external_id.clone(),
+                    reason: if m.user.deleted {
+                        RemovalReason::Deleted
+                    } else {
+                        RemovalReason::Disabled
+                    },
+                });
+            }
+        }
+        for (id, email) in missing {
+            diff.remove.push(MemberRemoval {
+                email: (*email).clone(),
+                external_id: (*id).clone(),
+                reason: RemovalReason::Missing,
+            });
+        }
+        diff.remove.sort_by(|a, b| a.email.cmp(&b.email));
+    }
+
+    if snapshot.groups.is_some() {
+        let email_of = |id: &str| -> String {
+            active
+                .get(id)
+                .map(|e| e.to_string())
+                .or_else(|| state.members.get(id).cloned())
+                .unwrap_or_else(|| id.to_string())
+        };
+        let emails = |ids: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+            let mut list: Vec<String> = ids.map(|id| email_of(id)).collect();
+            list.sort();
+            list
+        };
+        let mut seen = HashSet::new();
+        for group in groups {
+            seen.insert(group.external_id.as_str());
+            match state.groups.get(&group.external_id) {
+                None => diff.groups_created.push(GroupChange {
+                    name: group.name.clone(),
+                    external_id: group.external_id.clone(),
+                    renamed_from: None,
+                    added: emails(&mut group.member_external_ids.iter()),
+                    removed: Vec::new(),
+                }),
+                Some(before) => {
+                    let now: BTreeSet<&String> = group.member_external_ids.iter().collect();
+                    let then: BTreeSet<&String> = before.members.iter().collect();
+                    let added = emails(&mut now.difference(&then).copied());
+                    let removed = emails(&mut then.difference(&now).copied());
+                    let renamed_from = (before.name != group.name).then(|| before.name.clone());
+                    if renamed_from.is_some() || !added.is_empty() || !removed.is_empty() {
+                        diff.groups_updated.push(GroupChange {
+                            name: group.name.clone(),
+                            external_id: group.external_id.clone(),
+                            renamed_from,
+                            added,
+                            removed,
+                        });
+                    }
+                }
+            }
+        }
+        for (id, group) in &state.groups {
+            if !seen.contains(id.as_str()) {
+                diff.groups_gone.push(GroupChange {
+                    name: group.name.clone(),
+                    external_id: id.clone(),
+                    renamed_from: None,
+                    added: Vec::new(),
+                    removed: Vec::new(),
+                });
+            }
+        }
+    }
+    diff
+}
+
+/// The removal guard. Refuses a plan that removes more than `max_removals` members and more than
+/// `max_removal_percent` of the synced members, and always refuses one built on an empty read
+/// when members were synced before (a wrong filter or path looks exactly like that).
+fn guard(
+    snapshot: &Snapshot,
+    state: &SyncedState,
+    options: &PlanOptions,
+    diff: &Diff,
+) -> Option<Refusal> {
+    let synced = state.members.len();
+    let removals = diff.remove.len();
+    let read_nothing = snapshot
+        .users
+        .as_ref()
+        .is_some_and(|users| users.is_empty());
+    if read_nothing && synced > 0 {
+        return Some(Refusal {
+            removals,
+            synced_members: synced,
+            message: format!(
+                "the directory returned no users, but {synced} member(s) were synced before; refusing to remove everyone. Check ldap.root_path, sync.user_path and sync.user_filter with `orgsync test`"
+            ),
+            overridable: false,
+        });
+    }
+    let over_count = removals > options.max_removals;
+    let over_percent = removals * 100 > options.max_removal_percent as usize * synced;
+    if over_count && over_percent {
+        let names: Vec<&str> = diff
+            .remove
+            .iter()
+            .take(10)
+            .map(|r| r.email.as_str())
+            .collect();
+        let more = removals.saturating_sub(names.len());
+        return Some(Refusal {
+            removals,
+            synced_members: synced,
+            message: format!(
+                "this sync would remove {removals} of {synced} synced member(s), more than safety.max_removals ({}) and safety.max_removal_percent ({}%): {}{}. Check the directory with `orgsync test`; if the removals are intended, run `orgsync sync --allow-removals`",
+                options.max_removals,
+                options.max_removal_percent,
+                names.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+            overridable: true,
+        });
+    }
+    None
+}
+
+/// Directory Connector's request building: one request, or with `large_import` and more than
+/// [`BATCH_SIZE`] objects, member batches (no groups) followed by group batches (no members).
+fn build_requests(
+    members: Vec<ImportMember>,
+    groups: Vec<ImportGroup>,
+    options: &PlanOptions,
+) -> Vec<ImportRequest> {
+    if members.is_empty() && groups.is_empty() && !options.overwrite_existing {
+        return Vec::new();
+    }
+    let invite = options.invite_users_after_provisioning;
+    if !options.large_import || members.len() + groups.len() <= BATCH_SIZE {
+        return vec![ImportRequest {
+            groups,
+            members,
+            overwrite_existing: options.overwrite_existing,
+            large_import: false,
+            invite_users_after_provisioning: invite,
+        }];
+    }
+    let member_batches = members.chunks(BATCH_SIZE).map(|chunk| ImportRequest {
+        groups: Vec::new(),
+        members: chunk.to_vec(),
+        overwrite_existing: false,
+        large_import: true,
+        invite_users_after_provisioning: invite,
+    });
+    let group_batches = groups.chunks(BATCH_SIZE).map(|chunk| ImportRequest {
+        groups: chunk.to_vec(),
+        members: Vec::new(),
+        overwrite_existing: false,
+        large_import: true,
+        invite_users_after_provisioning: invite,
+    });
+    member_batches.chain(group_batches).collect()
+}
+
+/// The JSON Directory Connector hashes: the request object, or the array when batched.
+fn payload_json(requests: &[ImportRequest]) -> String {
+    let json = match requests {
+        [single] => serde_json::to_string(single),
+        many => serde_json::to_string(many),
+    };
+    json.expect("import requests always serialise")
+}
+
+/// base64(SHA-256(api URL + organization id + payload)), Directory Connector's formula, so an
+/// organization synced by it is not re-posted once just for switching tools.
+pub fn request_hash(api_url: &str, organization_id: &str, payload: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(api_url.as_bytes());
+    hasher.update(organization_id.as_bytes());
+    hasher.update(payload.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(hasher.finalize())
+}
+
+fn users_by_state(members: &[Member<'_>]) -> UsersByState {
+    let mut users = UsersByState::default();
+    for m in members {
+        let entry = UserEntry {
+            external_id: m.user.external_id.clone(),
+            email: m.email.clone(),
+            reference: m.user.reference.clone(),
+        };
+        if m.user.deleted {
+            users.deleted.push(entry);
+        } else if m.user.disabled {
+            users.disabled.push(entry);
+        } else {
+            users.enabled.push(entry);
+        }
+    }
+    users
+}
+
+#[cfg(test)]
+mod tests;

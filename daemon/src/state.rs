@@ -1,0 +1,372 @@
+//! Sync state in redb: what orgsync last synced (members, groups, request hash, times), the
+//! device id, and the last refusal. The only module that opens the database.
+//!
+//! **Invariant:** [`State::record_sync`] writes the new synced state, hash and times in one
+//! transaction, and is called only after the server accepted every import request. A crash at any
+//! point leaves either the old state or the new one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{SyncedGroup, SyncedState};
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// externalId → email of members orgsync synced.
+const MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("members");
+/// externalId → JSON [`StoredGroup`].
+const GROUPS: TableDefinition<&str, &str> = TableDefinition::new("groups");
+
+const SCHEMA_VERSION: &str = "1";
+
+const KEY_SCHEMA: &str = "schema_version";
+const KEY_DEVICE_ID: &str = "device_id";
+const KEY_HASH: &str = "last_hash";
+const KEY_USER_SYNC: &str = "last_user_sync";
+const KEY_GROUP_SYNC: &str = "last_group_sync";
+const KEY_REFUSAL: &str = "last_refusal";
+const KEY_ORGANIZATION: &str = "organization_id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "the state database {path} is in use by another orgsync process (is orgsyncd running?); stop it or use its API"
+    )]
+    InUse { path: PathBuf },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state database {path}: {message}")]
+    Database { path: PathBuf, message: String },
+    #[error(
+        "state database {path} was written by a newer orgsync (schema {found}); upgrade orgsync"
+    )]
+    NewerSchema { path: PathBuf, found: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredGroup {
+    name: String,
+    members: Vec<String>,
+}
+
+/// A refused sync, kept so `status` can say why nothing happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedRefusal {
+    pub at: String,
+    pub message: String,
+}
+
+/// Times of the last successful sync (RFC 3339).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncTimes {
+    pub users: Option<String>,
+    pub groups: Option<String>,
+}
+
+/// The open state database.
+pub struct State {
+    db: Database,
+    path: PathBuf,
+}
+
+impl State {
+    /// Opens (or creates) `state.redb` in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<State, StateError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StateError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        restrict_dir(data_dir);
+        let path = data_dir.join("state.redb");
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StateError::InUse { path: path.clone() },
+            other => StateError::Database {
+                path: path.clone(),
+                message: other.to_string(),
+            },
+        })?;
+        let state = State { db, path };
+        state.initialise()?;
+        Ok(state)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::Database {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn initialise(&self) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
+            txn.open_table(GROUPS).map_err(|e| self.error(e))?;
+            let found = meta
+                .get(KEY_SCHEMA)
+                .map_err(|e| self.error(e))?
+                .map(|v| v.value().to_string());
+            match found {
+                None => {
+                    meta.insert(KEY_SCHEMA, SCHEMA_VERSION)
+                        .map_err(|e| self.error(e))?;
+                    let device_id = uuid::Uuid::new_v4().to_string();
+                    meta.insert(KEY_DEVICE_ID, device_id.as_str())
+                        .map_err(|e| self.error(e))?;
+                }
+                Some(v) if v == SCHEMA_VERSION => {}
+                Some(found) => {
+                    return Err(StateError::NewerSchema {
+                        path: self.path.clone(),
+                        found,
+                    });
+                }
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = txn.open_table(META).map_err(|e| self.error(e))?;
+        Ok(table
+            .get(key)
+            .map_err(|e| self.error(e))?
+            .map(|v| v.value().to_string()))
+    }
+
+    fn set_meta(&self, entries: &[(&str, Option<&str>)]) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut table = txn.open_table(META).map_err(|e| self.error(e))?;
+            for (key, value) in entries {
+                match value {
+                    Some(value) => table.insert(*key, *value).map(|_| ()),
+                    None => table.remove(*key).map(|_| ()),
+                }
+                .map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// The stable id this installation presents to the organization server.
+    pub fn device_id(&self) -> Result<String, StateError> {
+        Ok(self.meta(KEY_DEVICE_ID)?.unwrap_or_default())
+    }
+
+    pub fn last_hash(&self) -> Result<Option<String>, StateError> {
+        self.meta(KEY_HASH)
+    }
+
+    pub fn sync_times(&self) -> Result<SyncTimes, StateError> {
+        Ok(SyncTimes {
+            users: self.meta(KEY_USER_SYNC)?,
+            groups: self.meta(KEY_GROUP_SYNC)?,
+        })
+    }
+
+    pub fn last_refusal(&self) -> Result<Option<RecordedRefusal>, StateError> {
+        Ok(self
+            .meta(KEY_REFUSAL)?
+            .and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    pub fn record_refusal(&self, refusal: &RecordedRefusal) -> Result<(), StateError> {
+        let json = serde_json::to_string(refusal).map_err(|e| self.error(e))?;
+        self.set_meta(&[(KEY_REFUSAL, Some(&json))])
+    }
+
+    /// The organization the synced state belongs to. Logging in to another one starts afresh.
+    pub fn organization_id(&self) -> Result<Option<String>, StateError> {
+        self.meta(KEY_ORGANIZATION)
+    }
+
+    /// What orgsync last synced into the organization.
+    pub fn synced(&self) -> Result<SyncedState, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let members_table = txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
+        let mut members = BTreeMap::new();
+        for row in members_table.iter().map_err(|e| self.error(e))? {
+            let (id, email) = row.map_err(|e| self.error(e))?;
+            members.insert(id.value().to_string(), email.value().to_string());
+        }
+        let groups_table = txn.open_table(GROUPS).map_err(|e| self.error(e))?;
+        let mut groups = BTreeMap::new();
+        for row in groups_table.iter().map_err(|e| self.error(e))? {
+            let (id, json) = row.map_err(|e| self.error(e))?;
+            let stored: StoredGroup =
+                serde_json::from_str(json.value()).map_err(|e| self.error(e))?;
+            groups.insert(
+                id.value().to_string(),
+                SyncedGroup {
+                    name: stored.name,
+                    members: stored.members,
+                },
+            );
+        }
+        Ok(SyncedState { members, groups })
+    }
+
+    /// Records an accepted sync: the new synced state, the request hash and the sync times, in
+    /// one transaction. Clears a recorded refusal.
+    pub fn record_sync(
+        &self,
+        organization_id: &str,
+        synced: &SyncedState,
+        hash: &str,
+        times: &SyncTimes,
+    ) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut members = txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
+            members.retain(|_, _| false).map_err(|e| self.error(e))?;
+            for (id, email) in &synced.members {
+                members
+                    .insert(id.as_str(), email.as_str())
+                    .map_err(|e| self.error(e))?;
+            }
+            let mut groups = txn.open_table(GROUPS).map_err(|e| self.error(e))?;
+            groups.retain(|_, _| false).map_err(|e| self.error(e))?;
+            for (id, group) in &synced.groups {
+                let json = serde_json::to_string(&StoredGroup {
+                    name: group.name.clone(),
+                    members: group.members.clone(),
+                })
+                .map_err(|e| self.error(e))?;
+                groups
+                    .insert(id.as_str(), json.as_str())
+                    .map_err(|e| self.error(e))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            meta.insert(KEY_HASH, hash).map_err(|e| self.error(e))?;
+            meta.insert(KEY_ORGANIZATION, organization_id)
+                .map_err(|e| self.error(e))?;
+            for (key, time) in [
+                (KEY_USER_SYNC, &times.users),
+                (KEY_GROUP_SYNC, &times.groups),
+            ] {
+                if let Some(time) = time {
+                    meta.insert(key, time.as_str()).map_err(|e| self.error(e))?;
+                }
+            }
+            meta.remove(KEY_REFUSAL).map_err(|e| self.error(e))?;
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// Records an unchanged sync: only the times move.
+    pub fn record_unchanged(&self, times: &SyncTimes) -> Result<(), StateError> {
+        self.set_meta(&[
+            (KEY_USER_SYNC, times.users.as_deref()),
+            (KEY_GROUP_SYNC, times.groups.as_deref()),
+            (KEY_REFUSAL, None),
+        ])
+    }
+
+    /// Forgets the hash and sync times so the next sync reads everything and posts. What is known
+    /// to be in the organization stays, so a cache clear never turns into mass removals.
+    pub fn clear_cache(&self) -> Result<(), StateError> {
+        self.set_meta(&[
+            (KEY_HASH, None),
+            (KEY_USER_SYNC, None),
+            (KEY_GROUP_SYNC, None),
+            (KEY_REFUSAL, None),
+        ])
+    }
+
+    /// Forgets everything synced (used when the API key now belongs to another organization).
+    pub fn reset_for_organization(&self, organization_id: &str) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut members = txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
+            members.retain(|_, _| false).map_err(|e| self.error(e))?;
+            let mut groups = txn.open_table(GROUPS).map_err(|e| self.error(e))?;
+            groups.retain(|_, _| false).map_err(|e| self.error(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            for key in [KEY_HASH, KEY_USER_SYNC, KEY_GROUP_SYNC, KEY_REFUSAL] {
+                meta.remove(key).map_err(|e| self.error(e))?;
+            }
+            meta.insert(KEY_ORGANIZATION, organization_id)
+                .map_err(|e| self.error(e))?;
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+}
+
+/// The data directory holds secrets (in file mode) and the state: keep it private to the user.
+fn restrict_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SyncedState {
+        let mut state = SyncedState::default();
+        state.members.insert("u1".into(), "a@x.com".into());
+        state.groups.insert(
+            "g1".into(),
+            SyncedGroup {
+                name: "G".into(),
+                members: vec!["u1".into()],
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn sync_is_recorded_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let times = SyncTimes {
+            users: Some("2026-01-01T00:00:00Z".into()),
+            groups: None,
+        };
+        {
+            let state = State::open(dir.path()).unwrap();
+            state
+                .record_sync("org", &sample(), "hash1", &times)
+                .unwrap();
+        }
+        let state = State::open(dir.path()).unwrap();
+        assert_eq!(state.synced().unwrap(), sample());
+        assert_eq!(state.last_hash().unwrap().as_deref(), Some("hash1"));
+        assert_eq!(state.sync_times().unwrap(), times);
+    }
+
+    #[test]
+    fn clear_cache_keeps_members_and_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        state
+            .record_sync("org", &sample(), "hash1", &SyncTimes::default())
+            .unwrap();
+        state.clear_cache().unwrap();
+        assert_eq!(state.last_hash().unwrap(), None);
+        assert_eq!(state.synced().unwrap(), sample());
+    }
+
+    #[test]
+    fn second_open_reports_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = State::open(dir.path()).unwrap();
+        let err = State::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StateError::InUse { .. }), "{err}");
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what orgsync's build, demo and tests need on a fresh Debian 12 machine.
+# Idempotent: packages already present are skipped. Needs root (or sudo).
+#
+#   slapd ldap-utils          private OpenLDAP servers started by the tests and the demo
+#   samba samba-ad-dc ...     a private Active Directory domain controller for the AD tests
+#   openssl                   test certificate authorities
+set -euo pipefail
+
+packages=(slapd ldap-utils openssl ca-certificates samba samba-ad-dc samba-ad-provision ldb-tools)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+# Never let package scripts start system-wide slapd/samba services: orgsync's tests and demo run
+# their own private servers on loopback. policy-rc.d exit 101 = "do not start services".
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod 755 /usr/sbin/policy-rc.d
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+# Do not let slapd's postinst build a default database in /etc/ldap.
+echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections
+
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
