@@ -887,7 +887,15 @@ pub fn set_key(
             None => format!("cannot unset {key}: {message}"),
         }));
     }
-    Ok(doc.to_string())
+    // Problems with other keys are normal while an installation is being set up; only the key
+    // being changed must be valid now.
+    let text = doc.to_string();
+    if let Err(ConfigError::Invalid(problems)) = Config::parse(&text, path)?.resolve()
+        && let Some(problem) = problems.into_iter().find(|p| p.key == key)
+    {
+        return Err(ConfigError::Key(format!("cannot set {problem}")));
+    }
+    Ok(text)
 }
 
 /// The ways a command-line value can be read, most specific first.

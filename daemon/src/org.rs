@@ -350,10 +350,12 @@ fn error_message(status: u16, body: &str) -> String {
         .map(str::to_string)
         .or_else(|| find(&["message", "Message", "error_description", "error"]))
         .unwrap_or_else(|| truncate(body.trim(), 2000));
-    if let Some(details) = json
-        .get("validationErrors")
-        .or_else(|| json.get("ValidationErrors"))
-        .filter(|v| !v.is_null())
+    // Bitwarden's public API lists field errors under `errors`; other endpoints and
+    // Vaultwarden use `validationErrors`.
+    if let Some(details) = ["errors", "validationErrors", "ValidationErrors"]
+        .iter()
+        .find_map(|k| json.get(*k))
+        .filter(|v| v.is_object())
     {
         message.push_str(&format!(" (validation errors: {details})"));
     }
@@ -422,6 +424,10 @@ mod tests {
             "bad key"
         );
         assert_eq!(error_message(502, ""), "HTTP 502 with an empty body");
+        let model_state = r#"{"object":"error","message":"The request's model state is invalid.","errors":{"Members[0].Email":["Email is required for enabled members."]}}"#;
+        let message = error_message(400, model_state);
+        assert!(message.starts_with("The request's model state is invalid. (validation errors: "));
+        assert!(message.contains("Members[0].Email"), "{message}");
     }
 
     #[test]

@@ -19,12 +19,23 @@ pub struct ServerCert {
 impl TestCa {
     /// Creates a CA (`ca.pem`, `ca.key`) in `dir`, which must exist.
     pub fn create(dir: &Path) -> TestCa {
-        let ca = TestCa { dir: dir.to_path_buf() };
+        let ca = TestCa {
+            dir: dir.to_path_buf(),
+        };
         openssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-            "-subj", "/CN=orgsync test CA",
-            "-keyout", path_str(&ca.dir.join("ca.key")),
-            "-out", path_str(&ca.ca_pem()),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=orgsync test CA",
+            "-keyout",
+            path_str(&ca.dir.join("ca.key")),
+            "-out",
+            path_str(&ca.ca_pem()),
         ]);
         ca
     }
@@ -60,13 +71,33 @@ impl TestCa {
         )
         .expect("write openssl extension file");
         openssl(&[
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}"),
-            "-keyout", path_str(&key), "-out", path_str(&csr),
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            path_str(&key),
+            "-out",
+            path_str(&csr),
         ]);
         openssl(&[
-            "x509", "-req", "-in", path_str(&csr), "-CA", path_str(&self.ca_pem()),
-            "-CAkey", path_str(&self.dir.join("ca.key")), "-CAcreateserial", "-days", "30",
-            "-extfile", path_str(&ext), "-out", path_str(&cert),
+            "x509",
+            "-req",
+            "-in",
+            path_str(&csr),
+            "-CA",
+            path_str(&self.ca_pem()),
+            "-CAkey",
+            path_str(&self.dir.join("ca.key")),
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            path_str(&ext),
+            "-out",
+            path_str(&cert),
         ]);
         set_mode_0600(&key);
         ServerCert { cert, key }

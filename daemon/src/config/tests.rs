@@ -146,3 +146,17 @@ fn set_key_refuses_bad_values_unknown_keys_and_secrets() {
         .to_string();
     assert!(err.contains("set-secret"), "{err}");
 }
+
+#[test]
+fn set_key_validates_the_changed_key_but_not_unfinished_others() {
+    let path = Path::new("c.toml");
+    // ldap.host etc. are missing, yet setting a valid filter works.
+    set_key("", "sync.user_filter", Some("(uid=a)"), path).unwrap();
+    let err = set_key("", "sync.user_filter", Some("uid=a"), path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sync.user_filter") && err.contains("parenthesised"),
+        "{err}"
+    );
+}

@@ -311,6 +311,10 @@ impl LdapDirectory {
         for raw_group in &mut raw {
             let mut seen_users = HashSet::new();
             for value in std::mem::take(&mut raw_group.members) {
+                // Schemas that require a member often carry an empty placeholder value.
+                if value.trim().is_empty() {
+                    continue;
+                }
                 let member = if looks_like_dn(&value) {
                     let dn = normalize_dn(&value);
                     match users_by_dn.get(dn.as_str()) {

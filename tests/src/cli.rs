@@ -1,0 +1,167 @@
+//! Runs the real `orgsync` binary the way an admin would, in an isolated installation: its own
+//! HOME, config file and data directory, a clean environment (no keyring session bus, so secrets
+//! go to the 0600 file), and only the variables a test passes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use crate::slapd::Slapd;
+
+/// The path of a binary built from this workspace (`orgsync`, `orgsyncd`, ...).
+///
+/// Test binaries live in `target/<profile>/deps`; the workspace's binaries one level up. Build
+/// them first (`cargo build --workspace --bins`, which `scripts/test.sh` does).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace's binaries first (cargo build --workspace --bins, or run scripts/test.sh)",
+        path.display()
+    );
+    path
+}
+
+/// What a command printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}, got {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn ok(self) -> Run {
+        self.expect_code(0)
+    }
+
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// One orgsync installation in a temp directory.
+pub struct Installation {
+    dir: TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Default for Installation {
+    fn default() -> Self {
+        Installation::new()
+    }
+}
+
+impl Installation {
+    pub fn new() -> Installation {
+        let dir = tempfile::Builder::new()
+            .prefix("orgsync-cli-")
+            .tempdir()
+            .expect("temp dir for an orgsync installation");
+        std::fs::create_dir_all(dir.path().join("home")).expect("create HOME");
+        Installation {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Sets an environment variable for every later command.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Runs `orgsync <args>` with `stdin` fed to it.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        use std::io::Write;
+        let mut command = Command::new(binary("orgsync"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path().join("home"))
+            .env("ORGSYNC_CONFIG", self.config_file())
+            .env("ORGSYNC_DATA_DIR", self.data_dir())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("start orgsync");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin is piped")
+                .write_all(text.as_bytes())
+                .expect("write orgsync's stdin");
+        }
+        drop(child.stdin.take());
+        let output = child.wait_with_output().expect("wait for orgsync");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs `orgsync <args>`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    /// `orgsync config set KEY VALUE`, which must succeed.
+    pub fn set(&self, key: &str, value: &str) {
+        self.run(&["config", "set", key, value]).ok();
+    }
+
+    /// `orgsync config set-secret KEY --stdin`, which must succeed.
+    pub fn set_secret(&self, key: &str, value: &str) {
+        self.run_with_stdin(
+            &["config", "set-secret", key, "--stdin"],
+            Some(&format!("{value}\n")),
+        )
+        .ok();
+    }
+
+    /// Points the installation at a test slapd over plain LDAP, with people under `ou=people`
+    /// and groups under `ou=groups`, bound as the rootdn.
+    pub fn use_slapd(&self, slapd: &Slapd) {
+        self.set("ldap.host", "127.0.0.1");
+        self.set("ldap.port", &slapd.port().to_string());
+        self.set("ldap.bind_dn", &slapd.admin_dn());
+        self.set("ldap.root_path", slapd.suffix());
+        self.set("sync.user_path", "ou=people");
+        self.set("sync.group_path", "ou=groups");
+        self.set("ldap.connect_timeout_seconds", "5");
+        self.set_secret("ldap.bind_password", slapd.admin_password());
+    }
+}

@@ -1,0 +1,20 @@
+//! The test kit: servers that orgsync's end-to-end tests start on loopback, and helpers to run the
+//! real binaries against them.
+//!
+//! - [`cli`]: runs the real `orgsync` binary in an isolated installation.
+//! - [`tls`]: a throw-away CA and server certificates (openssl).
+//! - [`orgserver`]: an emulated Bitwarden / Vaultwarden organization server (API-key login and
+//!   organization import) with test controls.
+//! - [`ports`]: free loopback ports, waiting for servers, and the server child processes (stopped
+//!   on drop, with a watchdog in case the test process dies).
+//! - [`ldif`]: LDIF builders and the ldap-utils command-line tools, run with a clean environment.
+//! - [`slapd`]: a private OpenLDAP server per test (memberof, ppolicy, optional syncprov, TLS).
+//! - [`samba`]: a private Samba AD domain controller per test on its own 127.0.0.N.
+
+pub mod cli;
+pub mod ldif;
+pub mod orgserver;
+pub mod ports;
+pub mod samba;
+pub mod slapd;
+pub mod tls;
