@@ -415,7 +415,7 @@ impl SambaDc {
     }
 
     /// Adds `n` enabled users `<prefix>0001`, `<prefix>0002`, … in `CN=Users` with one `ldapadd`
-    /// (about 1.6 s per 200 users). For speed they have no password, so their
+    /// (measured 50–180 users/s on 2 busy cores). For speed they have no password, so their
     /// `userAccountControl` is 544 (NORMAL_ACCOUNT | PASSWD_NOTREQD), not 512; they have
     /// `givenName` = name and `mail` `<name>@example.com`.
     #[track_caller]

@@ -645,3 +645,103 @@ async fn config_errors_name_the_key_and_secrets_stay_out_of_files_and_output() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// `n` people `p00000`… with mail, and the base entries.
+fn many_people(slapd: &Slapd, n: usize) {
+    let l = slapd.ldif();
+    let mut ldif = l.base();
+    for i in 0..n {
+        ldif += &l.person(
+            &format!("p{i:05}"),
+            &format!("Person {i}"),
+            Some(&format!("p{i:05}@example.org")),
+        );
+    }
+    slapd.add_ldif(&ldif);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_imports_are_batched_for_the_cloud_limit() {
+    let slapd = Slapd::start(SlapdOptions::default());
+    many_people(&slapd, 2100);
+    let server = org(Flavour::BitwardenCloud).await;
+    let inst = installation(&slapd, &server);
+    inst.set("sync.groups", "false");
+
+    // Without large_import the cloud refuses, and its message reaches the admin verbatim.
+    let out = inst.run(&["sync"]).expect_code(1);
+    assert!(
+        out.stderr
+            .contains("You cannot import this much data at once."),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.import_count(), 0);
+
+    inst.set("sync.large_import", "true");
+    let report = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(report["requestsSent"], 2);
+    assert_eq!(emails(&server).len(), 2100);
+    let bodies: Vec<serde_json::Value> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/organization/import") && r.status == 200)
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies[0]["members"].as_array().unwrap().len(), 2000);
+    assert_eq!(bodies[1]["members"].as_array().unwrap().len(), 100);
+    assert!(bodies.iter().all(|b| b["largeImport"] == true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_search_reads_past_the_servers_size_limit() {
+    let slapd = Slapd::start(SlapdOptions::default());
+    many_people(&slapd, 600);
+    slapd.add_ldif(&slapd.ldif().service_account("reader", "reader-secret"));
+    let server = org(Flavour::BitwardenSelfHosted).await;
+    let inst = installation(&slapd, &server);
+    inst.set("ldap.bind_dn", &format!("cn=reader,{}", slapd.suffix()));
+    inst.set_secret("ldap.bind_password", "reader-secret");
+    inst.set("ldap.page_size", "100");
+
+    let report = inst.run(&["test", "--json"]).ok().json();
+    assert_eq!(report["users"]["enabled"].as_array().unwrap().len(), 600);
+
+    // Without paging, the server stops at 500 entries: that is an error, never a short read.
+    inst.set("ldap.paged_search", "false");
+    let out = inst.run(&["test"]).expect_code(1);
+    assert!(out.stderr.contains("size limit"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_existing_removes_unlisted_directory_members_only() {
+    let slapd = Slapd::start(SlapdOptions::default());
+    seed(&slapd);
+    let server = org(Flavour::BitwardenSelfHosted).await;
+    server.add_member(
+        "stranger@example.org",
+        Some("from-an-old-sync"),
+        testkit::orgserver::MemberType::User,
+        MemberStatus::Confirmed,
+    );
+    server.add_member(
+        "manual@example.org",
+        None,
+        testkit::orgserver::MemberType::User,
+        MemberStatus::Confirmed,
+    );
+    let inst = installation(&slapd, &server);
+    inst.set("sync.overwrite_existing", "true");
+    let report = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(report["outcome"], "synced");
+    let all: BTreeSet<String> = server.members().into_iter().map(|m| m.email).collect();
+    assert!(
+        !all.contains("stranger@example.org"),
+        "overwrite removes unlisted external members"
+    );
+    assert!(
+        all.contains("manual@example.org"),
+        "members without externalId stay"
+    );
+    assert_eq!(emails(&server).len(), 4);
+}
