@@ -69,7 +69,11 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// RFC 3339 with milliseconds, e.g. `2026-11-25T22:28:46.596Z`.
 fn rfc3339(at: OffsetDateTime) -> String {
+    let at = at
+        .replace_millisecond(at.millisecond())
+        .expect("a millisecond of the same time is valid");
     at.format(&Rfc3339).expect("UTC times always format")
 }
 

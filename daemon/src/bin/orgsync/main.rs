@@ -314,7 +314,7 @@ fn write_key(installation: &Installation, key: &str, value: Option<&str>) -> Res
         source,
     })?;
     match value {
-        Some(value) => println!("Set {key} = {value:?} in {}.", path.display()),
+        Some(value) => println!("Set {key} = {value} in {}.", path.display()),
         None => println!(
             "Removed {key} from {}; its default applies.",
             path.display()

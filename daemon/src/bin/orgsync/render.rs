@@ -19,13 +19,13 @@ pub fn test_report(report: &TestReport, list: bool) -> String {
     let users = &report.users;
     let _ = writeln!(
         out,
-        "Directory: {} user(s) ({} enabled, {} disabled, {} deleted), {} group(s), {} skipped",
-        users.len(),
+        "Directory: read {} user(s) ({} enabled, {} disabled, {} deleted, {} skipped) and {} group(s)",
+        users.len() + report.skipped.len(),
         users.enabled.len(),
         users.disabled.len(),
         users.deleted.len(),
+        report.skipped.len(),
         report.groups.len(),
-        report.skipped.len()
     );
     if list {
         for (title, entries) in [
