@@ -5,9 +5,11 @@
 #   slapd ldap-utils          private OpenLDAP servers started by the tests and the demo
 #   samba samba-ad-dc ...     a private Active Directory domain controller for the AD tests
 #   openssl                   test certificate authorities
+#   dbus dbus-bin gnome-keyring  a private Secret Service keyring for the keyring tests
 set -euo pipefail
 
-packages=(slapd ldap-utils openssl ca-certificates samba samba-ad-dc samba-ad-provision ldb-tools)
+packages=(slapd ldap-utils openssl ca-certificates samba samba-ad-dc samba-ad-provision ldb-tools
+  dbus dbus-bin gnome-keyring)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -702,6 +702,12 @@ impl LdapConfig {
                 None
             }
         };
+        if client_cert.is_some() && self.ca_file.is_none() {
+            problems.push(Problem {
+                key: "ldap.ca_file".into(),
+                message: "is required with a client certificate; set it to the CA that signed the server's certificate".into(),
+            });
+        }
         if self.encryption == Encryption::None && (self.ca_file.is_some() || client_cert.is_some())
         {
             problems.push(Problem {

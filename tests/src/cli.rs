@@ -100,18 +100,27 @@ impl Installation {
         self.env.push((key.to_string(), value.to_string()));
     }
 
-    /// Runs `orgsync <args>` with `stdin` fed to it.
-    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
-        use std::io::Write;
-        let mut command = Command::new(binary("orgsync"));
+    /// A command for `program` with this installation's clean environment, for tests that must
+    /// wrap orgsync (e.g. in a D-Bus session). `ORGSYNC` holds the path of the orgsync binary.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
         command
-            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path().join("home"))
+            .env("ORGSYNC", binary("orgsync"))
             .env("ORGSYNC_CONFIG", self.config_file())
             .env("ORGSYNC_DATA_DIR", self.data_dir())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+    }
+
+    /// Runs `orgsync <args>` with `stdin` fed to it.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        use std::io::Write;
+        let mut command = self.command(binary("orgsync"));
+        command
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());

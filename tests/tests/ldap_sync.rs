@@ -430,6 +430,12 @@ async fn ldaps_and_starttls_verify_the_server_with_the_configured_ca() {
     let out = inst.run(&["test"]).expect_code(1);
     assert!(out.stderr.contains("ldap.ca_file"), "{}", out.stderr);
 
+    // skip_verify connects anyway, and says loudly what that costs.
+    inst.set("ldap.skip_verify", "true");
+    let out = inst.run(&["test", "--json"]).ok();
+    assert!(out.stderr.contains("NOT verified"), "{}", out.stderr);
+    inst.run(&["config", "unset", "ldap.skip_verify"]).ok();
+
     inst.set("ldap.ca_file", &ca);
     let report = inst.run(&["test", "--json"]).ok().json();
     assert_eq!(report["users"]["enabled"].as_array().unwrap().len(), 4);
