@@ -70,6 +70,9 @@ pub struct Config {
     /// Where secrets are kept.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// The always-on daemon `orgsyncd`.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +245,10 @@ pub struct SyncConfig {
     /// Minutes between syncs when the daemon polls (minimum 1).
     #[serde(default = "default_interval")]
     pub interval_minutes: u32,
+    /// A cron expression for the daemon's syncs instead of the interval, e.g. `0 */15 * * * *`
+    /// (seconds optional) or `@hourly`. Times are UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Extra LDAP filter for users, ANDed with the object class, e.g. `(memberOf=cn=staff,...)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_filter: Option<String>,
@@ -317,6 +324,7 @@ impl Default for SyncConfig {
             users: true,
             groups: true,
             interval_minutes: default_interval(),
+            schedule: None,
             user_filter: None,
             group_filter: None,
             user_path: None,
@@ -385,6 +393,56 @@ pub struct SecretsConfig {
     /// `auto`, `keyring` or `file`.
     #[serde(default)]
     pub backend: SecretsBackendKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Loopback address of the control API: `127.0.0.1` (the default, which also listens on
+    /// `::1`), another `127.x.y.z`, or `::1`. Anything else is refused.
+    #[serde(default = "default_daemon_address")]
+    pub address: String,
+    /// TCP port of the control API on 127.0.0.1 and ::1. 0 picks a free port (announced in
+    /// `daemon.json` in the data directory).
+    #[serde(default = "default_daemon_port")]
+    pub port: u16,
+}
+
+fn default_daemon_address() -> String {
+    "127.0.0.1".into()
+}
+
+/// An unassigned port, away from common services.
+fn default_daemon_port() -> u16 {
+    47613
+}
+
+impl DaemonConfig {
+    /// The address to listen on; only loopback addresses are accepted, because the API controls
+    /// the organization's membership.
+    pub fn listen_address(&self) -> Result<std::net::IpAddr, String> {
+        let ip: std::net::IpAddr = self.address.trim().parse().map_err(|_| {
+            format!(
+                "{:?} is not an IP address; use 127.0.0.1 or ::1",
+                self.address
+            )
+        })?;
+        if !ip.is_loopback() {
+            return Err(format!(
+                "{ip} is not a loopback address; the control API listens only on 127.0.0.1 or ::1"
+            ));
+        }
+        Ok(ip)
+    }
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            address: default_daemon_address(),
+            port: default_daemon_port(),
+        }
+    }
 }
 
 /// Where the organization server's endpoints are.
@@ -477,6 +535,12 @@ impl Config {
         let mut problems = Vec::new();
         let server = self.server.resolve(&mut problems);
         let ldap = self.ldap.resolve(&self.sync, &mut problems);
+        if let Err(message) = self.daemon.listen_address() {
+            problems.push(Problem {
+                key: "daemon.address".into(),
+                message,
+            });
+        }
         validate_sync(&self.sync, &mut problems);
         if self.safety.max_removal_percent > 100 {
             problems.push(Problem {
@@ -800,6 +864,14 @@ fn validate_sync(sync: &SyncConfig, problems: &mut Vec<Problem>) {
             message: "0 is too short; the minimum is 1 minute".into(),
         });
     }
+    if let Some(expression) = non_blank(&sync.schedule)
+        && let Err(e) = crate::schedule::Schedule::cron(expression)
+    {
+        problems.push(Problem {
+            key: "sync.schedule".into(),
+            message: e,
+        });
+    }
     if let Some(filter) = non_blank(&sync.user_filter) {
         check_filter("sync.user_filter", filter, problems);
     }
@@ -835,6 +907,35 @@ fn validate_sync(sync: &SyncConfig, problems: &mut Vec<Problem>) {
             key: "sync.overwrite_existing".into(),
             message: "cannot be combined with sync.large_import (batched imports cannot overwrite); turn one off".into(),
         });
+    }
+}
+
+/// Replaces the config file with `text` atomically (write a temporary file, then rename), so a
+/// crash never leaves a half-written config.
+pub fn write_file(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|source| ConfigError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The config file's text, or an empty text if it does not exist yet.
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

@@ -2,6 +2,8 @@
 //! and record the new state. The CLI (and later the daemon) call these functions; they never
 //! talk to a directory or the organization server themselves.
 
+use std::sync::Arc;
+
 use orgsync_proto::{Refusal, SCHEMA_VERSION, SkippedEntry, SyncOutcome, SyncReport, TestReport};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -54,7 +56,7 @@ fn duplicate_message(entries: &[SkippedEntry]) -> String {
 /// Everything a run uses.
 pub struct Context {
     pub config: ResolvedConfig,
-    pub state: State,
+    pub state: Arc<State>,
     pub secrets: Secrets,
 }
 

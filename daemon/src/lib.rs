@@ -3,11 +3,15 @@
 //!
 //! Modules in the order a sync flows through them (see ARCHITECTURE.md):
 
+pub mod api;
 pub mod config;
 pub mod directory;
 pub mod engine;
 pub mod org;
 pub mod paths;
 pub mod plan;
+pub mod schedule;
 pub mod secrets;
+pub mod service;
 pub mod state;
+pub mod status;

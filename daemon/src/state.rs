@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{SyncedGroup, SyncedState};
@@ -18,6 +18,11 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("members");
 /// externalId → JSON [`StoredGroup`].
 const GROUPS: TableDefinition<&str, &str> = TableDefinition::new("groups");
+/// run id → JSON `orgsync_proto::api::RunRecord`, the daemon's run history.
+const RUNS: TableDefinition<u64, &str> = TableDefinition::new("runs");
+
+/// How many runs the history keeps.
+const HISTORY_LIMIT: usize = 500;
 
 const SCHEMA_VERSION: &str = "1";
 
@@ -28,6 +33,7 @@ const KEY_USER_SYNC: &str = "last_user_sync";
 const KEY_GROUP_SYNC: &str = "last_group_sync";
 const KEY_REFUSAL: &str = "last_refusal";
 const KEY_ORGANIZATION: &str = "organization_id";
+const KEY_POLLING: &str = "polling";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -112,6 +118,7 @@ impl State {
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
             txn.open_table(GROUPS).map_err(|e| self.error(e))?;
+            txn.open_table(RUNS).map_err(|e| self.error(e))?;
             let found = meta
                 .get(KEY_SCHEMA)
                 .map_err(|e| self.error(e))?
@@ -301,6 +308,53 @@ impl State {
                 .map_err(|e| self.error(e))?;
         }
         txn.commit().map_err(|e| self.error(e))
+    }
+}
+
+impl State {
+    /// Whether the daemon polls. On by default; Start/Stop Sync persist it.
+    pub fn polling(&self) -> Result<bool, StateError> {
+        Ok(self.meta(KEY_POLLING)?.as_deref() != Some("off"))
+    }
+
+    pub fn set_polling(&self, on: bool) -> Result<(), StateError> {
+        self.set_meta(&[(KEY_POLLING, Some(if on { "on" } else { "off" }))])
+    }
+
+    /// The id for the next run: one more than the newest in the history.
+    pub fn next_run_id(&self) -> Result<u64, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let runs = txn.open_table(RUNS).map_err(|e| self.error(e))?;
+        let last = runs.last().map_err(|e| self.error(e))?;
+        Ok(last.map(|(id, _)| id.value() + 1).unwrap_or(1))
+    }
+
+    /// Appends a run to the history (JSON of `RunRecord`), dropping the oldest beyond the limit.
+    pub fn record_run(&self, id: u64, record_json: &str) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut runs = txn.open_table(RUNS).map_err(|e| self.error(e))?;
+            runs.insert(id, record_json).map_err(|e| self.error(e))?;
+            let count = runs.len().map_err(|e| self.error(e))? as usize;
+            if count > HISTORY_LIMIT {
+                let cutoff = id.saturating_sub(HISTORY_LIMIT as u64);
+                runs.retain(|run_id, _| run_id > cutoff)
+                    .map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// The newest `limit` runs (JSON), newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<String>, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let runs = txn.open_table(RUNS).map_err(|e| self.error(e))?;
+        let mut out = Vec::new();
+        for row in runs.iter().map_err(|e| self.error(e))?.rev().take(limit) {
+            let (_, json) = row.map_err(|e| self.error(e))?;
+            out.push(json.value().to_string());
+        }
+        Ok(out)
     }
 }
 

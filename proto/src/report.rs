@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What `orgsync test` found: the directory as orgsync sees it, and the diff a sync would apply.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TestReport {
     pub schema_version: u32,
@@ -24,6 +25,7 @@ pub struct TestReport {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UsersByState {
     pub enabled: Vec<UserEntry>,
@@ -42,6 +44,7 @@ impl UsersByState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UserEntry {
     pub external_id: String,
@@ -51,6 +54,7 @@ pub struct UserEntry {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GroupEntry {
     pub name: String,
@@ -60,6 +64,7 @@ pub struct GroupEntry {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedEntry {
     pub reference: String,
@@ -69,6 +74,7 @@ pub struct SkippedEntry {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum SkipReason {
     /// No email attribute and no prefix/suffix to build one.
@@ -91,6 +97,7 @@ impl SkipReason {
 
 /// The changes a sync makes to the organization, relative to what orgsync last synced.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Diff {
     /// Users that will be invited (or linked, if already a member by email).
@@ -114,6 +121,7 @@ impl Diff {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MemberChange {
     pub email: String,
@@ -121,6 +129,7 @@ pub struct MemberChange {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MemberRemoval {
     pub email: String,
@@ -129,6 +138,7 @@ pub struct MemberRemoval {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum RemovalReason {
     /// The directory marks the account deleted (e.g. an AD tombstone).
@@ -151,6 +161,7 @@ impl RemovalReason {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GroupChange {
     pub name: String,
@@ -166,6 +177,7 @@ pub struct GroupChange {
 
 /// Why the removal guard refused a sync.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Refusal {
     /// Members the sync would remove.
@@ -180,6 +192,7 @@ pub struct Refusal {
 
 /// What `orgsync sync` did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SyncReport {
     pub schema_version: u32,
@@ -198,6 +211,7 @@ pub struct SyncReport {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum SyncOutcome {
     /// The organization accepted every import request.
@@ -210,6 +224,7 @@ pub enum SyncOutcome {
 
 /// `orgsync status`: where the installation lives and how it stands.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct InstallationStatus {
     pub config_file: String,

@@ -104,7 +104,7 @@ impl Installation {
     fn context(&self) -> Result<Context, Failure> {
         Ok(Context {
             config: self.config.resolve()?,
-            state: self.state()?,
+            state: std::sync::Arc::new(self.state()?),
             secrets: self.secrets()?,
         })
     }
@@ -186,12 +186,12 @@ async fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Config { command } => config_command(&installation, command),
         Command::Status { json } => {
-            let status = render::Status::gather(
+            let status = render::Status(orgsync::status::installation_status(
                 &installation.paths,
                 &installation.config,
                 &installation.secrets()?,
                 &installation.state()?,
-            )?;
+            )?);
             if json {
                 print_json(&status);
             } else {
@@ -294,25 +294,12 @@ fn config_command(installation: &Installation, command: ConfigCommand) -> Result
     }
 }
 
-/// Changes one key in the config file; validated as a whole before the file is replaced.
+/// Changes one key in the config file; the key is validated before the file is replaced.
 fn write_key(installation: &Installation, key: &str, value: Option<&str>) -> Result<(), Failure> {
     let path = &installation.paths.config_file;
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(ConfigError::Read {
-                path: path.clone(),
-                source,
-            }
-            .into());
-        }
-    };
+    let text = orgsync::config::read_file(path)?;
     let updated = orgsync::config::set_key(&text, key, value, path)?;
-    write_atomically(path, &updated).map_err(|source| ConfigError::Write {
-        path: path.clone(),
-        source,
-    })?;
+    orgsync::config::write_file(path, &updated)?;
     match value {
         Some(value) => println!("Set {key} = {value} in {}.", path.display()),
         None => println!(
@@ -321,15 +308,6 @@ fn write_key(installation: &Installation, key: &str, value: Option<&str>) -> Res
         ),
     }
     Ok(())
-}
-
-fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }
 
 fn env_value(var: &str) -> Option<String> {

@@ -4,12 +4,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use orgsync::config::Config;
-use orgsync::paths::Paths;
 use orgsync::secrets::{SecretKey, Secrets};
-use orgsync::state::State;
 use orgsync_proto::{Diff, InstallationStatus, SyncOutcome, SyncReport, TestReport, UserEntry};
-
-use crate::Failure;
 
 /// How many names to print per list before "and N more".
 const SHOWN: usize = 20;
@@ -236,7 +232,8 @@ pub fn config_show(config: &Config, secrets: &Secrets, path: &Path) -> String {
     out
 }
 
-pub struct Status(InstallationStatus);
+/// `orgsync status` output.
+pub struct Status(pub InstallationStatus);
 
 impl serde::Serialize for Status {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -245,41 +242,6 @@ impl serde::Serialize for Status {
 }
 
 impl Status {
-    pub fn gather(
-        paths: &Paths,
-        config: &Config,
-        secrets: &Secrets,
-        state: &State,
-    ) -> Result<Status, Failure> {
-        let run = |e: &dyn std::fmt::Display| Failure::Run(e.to_string());
-        let resolved = config.resolve();
-        let key = orgsync::engine::api_key(secrets).map_err(|e| run(&e))?;
-        let times = state.sync_times().map_err(|e| run(&e))?;
-        let synced = state.synced().map_err(|e| run(&e))?;
-        Ok(Status(InstallationStatus {
-            config_file: paths.config_file.display().to_string(),
-            data_dir: paths.data_dir.display().to_string(),
-            config_problem: resolved.as_ref().err().map(|e| e.to_string()),
-            directory: resolved.as_ref().ok().map(|c| c.ldap.url.clone()),
-            server: config.server.resolve_alone().ok().map(|s| s.urls.api),
-            logged_in: key.is_some(),
-            organization_id: key.as_ref().map(|k| k.organization_id().to_string()),
-            secrets: secrets.description().to_string(),
-            bind_password_set: secrets
-                .get(SecretKey::LdapBindPassword)
-                .map_err(|e| run(&e))?
-                .is_some(),
-            last_user_sync: times.users,
-            last_group_sync: times.groups,
-            synced_members: synced.members.len(),
-            synced_groups: synced.groups.len(),
-            last_refusal: state
-                .last_refusal()
-                .map_err(|e| run(&e))?
-                .map(|r| format!("{}: {}", r.at, r.message)),
-        }))
-    }
-
     pub fn render(&self) -> String {
         let s = &self.0;
         let mut out = String::new();

@@ -1,0 +1,202 @@
+//! `orgsyncd`, the always-on daemon: polls on the configured schedule and serves the control API
+//! on loopback. Thin glue over [`orgsync::service`] and [`orgsync::api`].
+//!
+//! Exit codes: 0 after SIGTERM/SIGINT; 1 when it cannot start (state in use, port taken);
+//! 2 bad usage or configuration (e.g. a non-loopback `daemon.address`).
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use orgsync::paths::Paths;
+use orgsync::service::Service;
+use orgsync_proto::api::{DAEMON_FILE, DaemonInfo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long a stop waits for a run in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The orgsync daemon: syncs on a schedule and serves a local control API.
+#[derive(Debug, Parser)]
+#[command(name = "orgsyncd", version)]
+struct Args {
+    /// Config file [default: ~/.config/orgsync/config.toml]
+    #[arg(long, env = "ORGSYNC_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log format on stderr: text (journald-friendly) or json (one object per line, for shippers)
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+
+    /// More log output (-v debug)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format, args.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("start the async runtime");
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, message)) => {
+            tracing::error!("{message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    let default = if verbose > 0 { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORGSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        // journald stamps each line itself; colours only for a terminal.
+        LogFormat::Text if std::env::var_os("JOURNAL_STREAM").is_some() => {
+            builder.without_time().with_ansi(false).init()
+        }
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+async fn run(args: Args) -> Result<(), (u8, String)> {
+    let paths = Paths::resolve(args.config).map_err(|e| (2, e))?;
+    let service = Service::open(paths.clone()).map_err(|e| (1, e.to_string()))?;
+    let config = service.config();
+    let address = config
+        .daemon
+        .listen_address()
+        .map_err(|e| (2, format!("daemon.address: {e}")))?;
+    let token = orgsync::api::load_or_create_token(&paths.data_dir).map_err(|e| {
+        (
+            1,
+            format!(
+                "cannot write the API token in {}: {e}",
+                paths.data_dir.display()
+            ),
+        )
+    })?;
+
+    let listener = TcpListener::bind(SocketAddr::new(address, config.daemon.port))
+        .await
+        .map_err(|e| {
+            (1, format!(
+                "cannot listen on {address}:{}: {e}; set daemon.port to a free port (or 0 for any)",
+                config.daemon.port
+            ))
+        })?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| (1, e.to_string()))?
+        .port();
+    // 127.0.0.1 also answers on ::1, so `localhost` works whichever way it resolves.
+    let ipv6 = if address == IpAddr::from([127, 0, 0, 1]) {
+        TcpListener::bind(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port))
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let url = match address {
+        IpAddr::V6(ip) => format!("http://[{ip}]:{port}"),
+        IpAddr::V4(ip) => format!("http://{ip}:{port}"),
+    };
+    let info = DaemonInfo {
+        pid: std::process::id(),
+        port,
+        url: url.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let daemon_file = paths.data_dir.join(DAEMON_FILE);
+    std::fs::write(
+        &daemon_file,
+        serde_json::to_string_pretty(&info).expect("json"),
+    )
+    .map_err(|e| (1, format!("cannot write {}: {e}", daemon_file.display())))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = orgsync::api::router(service.clone(), token, stop_rx.clone());
+    tracing::info!(
+        "orgsyncd {} listening on {url}{}; polling {}; config {}; data {}",
+        env!("CARGO_PKG_VERSION"),
+        if ipv6.is_some() {
+            format!(" and http://[::1]:{port}")
+        } else {
+            String::new()
+        },
+        if service.polling() { "on" } else { "off" },
+        paths.config_file.display(),
+        paths.data_dir.display()
+    );
+
+    let poller = tokio::spawn({
+        let service = service.clone();
+        let stop = stop_rx.clone();
+        async move { service.poll(stop).await }
+    });
+    let stopping = {
+        let service = service.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: no new runs");
+            let _ = stop_tx.send(true);
+            service.shutdown(SHUTDOWN_GRACE).await;
+        }
+    };
+    let (stopped_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let serve_ipv6 = ipv6.map(|listener| {
+        let router = router.clone();
+        let mut stopped = stopped_tx.subscribe();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.recv().await;
+                })
+                .await;
+        })
+    });
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            stopping.await;
+            let _ = stopped_tx.send(());
+        })
+        .await;
+    if let Some(task) = serve_ipv6 {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), poller).await;
+    let _ = std::fs::remove_file(&daemon_file);
+    served.map_err(|e| (1, format!("the API server failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("listen for SIGTERM");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,587 @@
+//! The daemon's service: owns the installation while `orgsyncd` runs and is the one place that
+//! starts runs, so there is never more than one at a time. The control API ([`crate::api`]) and
+//! the poller ([`Service::poll`]) both go through it; it records every run in the history and
+//! announces everything on the event bus.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use orgsync_proto::api::{
+    ConfigUpdate, DaemonStatus, DiffSummary, Event, RunInfo, RunKind, RunOutcome, RunRecord,
+    RunTrigger,
+};
+use orgsync_proto::{Diff, InstallationStatus, SyncOutcome, SyncReport, TestReport};
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::config::{self, Config, ConfigError};
+use crate::directory::Progress;
+use crate::engine::{self, Context, RunError, SyncOptions};
+use crate::org::ApiKey;
+use crate::paths::Paths;
+use crate::schedule::Schedule;
+use crate::secrets::{Secret, SecretKey, Secrets};
+use crate::state::State;
+
+/// Emails per list kept in a run's summary.
+const SAMPLE: usize = 20;
+/// Entries between two progress events.
+const PROGRESS_EVERY: usize = 500;
+
+/// Why the service did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("run {0} is in progress; wait for it to finish")]
+    RunInProgress(u64),
+    #[error("orgsyncd is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{error}")]
+    Run {
+        run_id: Option<u64>,
+        error: RunError,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<RunError> for ServiceError {
+    fn from(error: RunError) -> ServiceError {
+        ServiceError::Run {
+            run_id: None,
+            error,
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+/// A handle to the service; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    paths: Paths,
+    state: Arc<State>,
+    secrets: Secrets,
+    config: RwLock<Config>,
+    events: broadcast::Sender<Event>,
+    current: Mutex<Option<RunInfo>>,
+    next_run_id: AtomicU64,
+    polling: watch::Sender<bool>,
+    /// Wakes the poller when the schedule may have changed.
+    reschedule: Notify,
+    failures: AtomicU32,
+    next_run_at: Mutex<Option<DateTime<Utc>>>,
+    shutting_down: AtomicBool,
+    /// Signalled whenever a run ends.
+    run_ended: Notify,
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Service {
+    /// Opens the installation: state (exclusively: the CLI talks to the daemon while it runs),
+    /// secrets and config. The config may be incomplete; runs then fail with the problems.
+    pub fn open(paths: Paths) -> Result<Service, ServiceError> {
+        let config = Config::load(&paths.config_file)?;
+        let state = Arc::new(State::open(&paths.data_dir).map_err(internal)?);
+        let secrets = Secrets::open(config.secrets.backend, &paths.data_dir).map_err(internal)?;
+        let polling = state.polling().map_err(internal)?;
+        let next_run_id = state.next_run_id().map_err(internal)?;
+        let (events, _) = broadcast::channel(256);
+        Ok(Service {
+            inner: Arc::new(Inner {
+                paths,
+                state,
+                secrets,
+                config: RwLock::new(config),
+                events,
+                current: Mutex::new(None),
+                next_run_id: AtomicU64::new(next_run_id),
+                polling: watch::Sender::new(polling),
+                reschedule: Notify::new(),
+                failures: AtomicU32::new(0),
+                next_run_at: Mutex::new(None),
+                shutting_down: AtomicBool::new(false),
+                run_ended: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.inner.paths
+    }
+
+    pub fn config(&self) -> Config {
+        self.inner.config.read().expect("config lock").clone()
+    }
+
+    /// New subscribers see events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.inner.events.send(event); // no subscribers is fine
+    }
+
+    fn context(&self) -> Result<Context, ServiceError> {
+        Ok(Context {
+            config: self.config().resolve()?,
+            state: self.inner.state.clone(),
+            secrets: self.inner.secrets.clone(),
+        })
+    }
+
+    /// Claims the single run slot, or says which run holds it.
+    fn begin(&self, kind: RunKind, trigger: RunTrigger) -> Result<RunInfo, ServiceError> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(ServiceError::ShuttingDown);
+        }
+        let mut current = self.inner.current.lock().expect("run lock");
+        if let Some(run) = current.as_ref() {
+            return Err(ServiceError::RunInProgress(run.id));
+        }
+        let run = RunInfo {
+            id: self.inner.next_run_id.fetch_add(1, Ordering::SeqCst),
+            kind,
+            trigger,
+            started_at: now_text(),
+            users_read: 0,
+            groups_read: 0,
+        };
+        *current = Some(run.clone());
+        drop(current);
+        tracing::info!(run = run.id, ?kind, ?trigger, "run started");
+        self.emit(Event::RunStarted { run: run.clone() });
+        Ok(run)
+    }
+
+    /// Releases the run slot, records the run and announces it.
+    fn end(&self, record: RunRecord) {
+        *self.inner.current.lock().expect("run lock") = None;
+        match serde_json::to_string(&record) {
+            Ok(json) => {
+                if let Err(e) = self.inner.state.record_run(record.id, &json) {
+                    tracing::error!("cannot record run {} in the history: {e}", record.id);
+                }
+            }
+            Err(e) => tracing::error!("cannot encode run {}: {e}", record.id),
+        }
+        match record.outcome {
+            RunOutcome::Failed => {
+                tracing::warn!(
+                    run = record.id,
+                    error = record.error.as_deref(),
+                    "run failed"
+                );
+                self.emit(Event::RunFailed { record });
+            }
+            outcome => {
+                tracing::info!(
+                    run = record.id,
+                    ?outcome,
+                    ms = record.duration_ms,
+                    "run finished"
+                );
+                self.emit(Event::RunFinished { record });
+            }
+        }
+        self.inner.run_ended.notify_waiters();
+    }
+
+    /// A dry run, waited for.
+    pub async fn test(&self, trigger: RunTrigger) -> Result<(u64, TestReport), ServiceError> {
+        let run = self.begin(RunKind::Test, trigger)?;
+        let started = Instant::now();
+        let result = async {
+            let context = self.context()?;
+            Ok::<_, ServiceError>(context.test(&RunProgress::new(self, &run)).await?)
+        }
+        .await;
+        let mut record = record_for(&run, started);
+        match &result {
+            Ok(report) => {
+                record.outcome = RunOutcome::Tested;
+                record.users_read = report.users.len() + report.skipped.len();
+                record.groups_read = report.groups.len();
+                record.summary = summarize(&report.diff);
+                record.error = report.refusal.as_ref().map(|r| r.message.clone());
+            }
+            Err(e) => record.error = Some(e.to_string()),
+        }
+        self.end(record);
+        result
+            .map(|report| (run.id, report))
+            .map_err(|e| with_run(e, run.id))
+    }
+
+    /// Starts a sync in the background and returns its id; `409` style error if busy.
+    pub fn start_sync(
+        &self,
+        trigger: RunTrigger,
+        allow_removals: bool,
+    ) -> Result<u64, ServiceError> {
+        let run = self.begin(RunKind::Sync, trigger)?;
+        let id = run.id;
+        let service = self.clone();
+        tokio::spawn(async move {
+            let _ = service.execute_sync(run, allow_removals).await;
+        });
+        Ok(id)
+    }
+
+    /// A sync, waited for.
+    pub async fn sync(
+        &self,
+        trigger: RunTrigger,
+        allow_removals: bool,
+    ) -> Result<(u64, SyncReport), ServiceError> {
+        let run = self.begin(RunKind::Sync, trigger)?;
+        let id = run.id;
+        self.execute_sync(run, allow_removals)
+            .await
+            .map(|report| (id, report))
+            .map_err(|e| with_run(e, id))
+    }
+
+    async fn execute_sync(
+        &self,
+        run: RunInfo,
+        allow_removals: bool,
+    ) -> Result<SyncReport, ServiceError> {
+        let started = Instant::now();
+        let result = async {
+            let context = self.context()?;
+            let options = SyncOptions { allow_removals };
+            Ok::<_, ServiceError>(context.sync(options, &RunProgress::new(self, &run)).await?)
+        }
+        .await;
+        let mut record = record_for(&run, started);
+        match &result {
+            Ok(report) => {
+                record.outcome = match report.outcome {
+                    SyncOutcome::Synced => RunOutcome::Synced,
+                    SyncOutcome::Unchanged => RunOutcome::Unchanged,
+                    SyncOutcome::Refused => RunOutcome::Refused,
+                };
+                record.users_read = report.users_read;
+                record.groups_read = report.groups_read;
+                record.requests_sent = report.requests_sent;
+                record.summary = summarize(&report.diff);
+                record.error = report.refusal.as_ref().map(|r| r.message.clone());
+            }
+            Err(e) => record.error = Some(e.to_string()),
+        }
+        self.end(record);
+        result
+    }
+
+    /// The scheduled-run loop: sleeps until the next run time (one timer, no polling), runs a
+    /// sync, and starts over. Returns when `shutdown` turns true.
+    pub async fn poll(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut polling = self.inner.polling.subscribe();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let on = *polling.borrow_and_update();
+            let next = if on {
+                let schedule = Schedule::from_config(&self.config().sync).unwrap_or(
+                    Schedule::Every(Duration::from_secs(300)), // config validation keeps this rare
+                );
+                Some(schedule.next_after(Utc::now(), self.inner.failures.load(Ordering::SeqCst)))
+            } else {
+                None
+            };
+            *self.inner.next_run_at.lock().expect("next run lock") = next;
+            let sleep = async {
+                match next {
+                    Some(at) => {
+                        tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => {}
+                _ = polling.changed() => continue,
+                _ = self.inner.reschedule.notified() => continue,
+                _ = shutdown.changed() => continue,
+            }
+            self.scheduled_tick().await;
+        }
+    }
+
+    async fn scheduled_tick(&self) {
+        match self.begin(RunKind::Sync, RunTrigger::Schedule) {
+            Ok(run) => {
+                let ok = matches!(
+                    self.execute_sync(run, false).await,
+                    Ok(SyncReport {
+                        outcome: SyncOutcome::Synced | SyncOutcome::Unchanged,
+                        ..
+                    })
+                );
+                if ok {
+                    self.inner.failures.store(0, Ordering::SeqCst);
+                } else {
+                    self.inner.failures.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            Err(ServiceError::RunInProgress(busy)) => {
+                let id = self.inner.next_run_id.fetch_add(1, Ordering::SeqCst);
+                let record = RunRecord {
+                    id,
+                    kind: RunKind::Sync,
+                    trigger: RunTrigger::Schedule,
+                    started_at: now_text(),
+                    duration_ms: 0,
+                    outcome: RunOutcome::Skipped,
+                    users_read: 0,
+                    groups_read: 0,
+                    requests_sent: 0,
+                    summary: DiffSummary::default(),
+                    error: Some(format!("run {busy} was in progress")),
+                };
+                if let Ok(json) = serde_json::to_string(&record) {
+                    let _ = self.inner.state.record_run(id, &json);
+                }
+                tracing::info!(run = id, busy, "scheduled run skipped");
+                self.emit(Event::RunSkipped { record });
+            }
+            Err(_) => {} // shutting down
+        }
+    }
+
+    pub fn set_polling(&self, on: bool) -> Result<bool, ServiceError> {
+        self.inner.state.set_polling(on).map_err(internal)?;
+        let changed = self.inner.polling.send_replace(on) != on;
+        if changed {
+            tracing::info!(polling = on, "polling changed");
+            self.emit(Event::PollingChanged { polling: on });
+        }
+        Ok(on)
+    }
+
+    pub fn polling(&self) -> bool {
+        *self.inner.polling.borrow()
+    }
+
+    pub fn clear_cache(&self) -> Result<InstallationStatus, ServiceError> {
+        self.inner.state.clear_cache().map_err(internal)?;
+        self.installation_status()
+    }
+
+    pub fn history(&self, limit: usize) -> Result<Vec<RunRecord>, ServiceError> {
+        let runs = self.inner.state.runs(limit).map_err(internal)?;
+        Ok(runs
+            .iter()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect())
+    }
+
+    /// Applies a config change: every key is validated, the file is replaced only if all are
+    /// valid, and the new config takes effect for the next run (and the schedule) at once.
+    pub fn update_config(&self, update: &ConfigUpdate) -> Result<(), ServiceError> {
+        let path = &self.inner.paths.config_file;
+        let mut text = config::read_file(path)?;
+        for (key, value) in &update.set {
+            text = config::set_key(&text, key, Some(value), path)?;
+        }
+        for key in &update.unset {
+            text = config::set_key(&text, key, None, path)?;
+        }
+        let parsed = Config::parse(&text, path)?;
+        config::write_file(path, &text)?;
+        *self.inner.config.write().expect("config lock") = parsed;
+        tracing::info!("configuration updated");
+        self.emit(Event::ConfigChanged);
+        self.inner.reschedule.notify_waiters();
+        Ok(())
+    }
+
+    pub fn secret_sources(&self) -> Vec<(SecretKey, Option<String>)> {
+        [
+            SecretKey::LdapBindPassword,
+            SecretKey::OrgClientId,
+            SecretKey::OrgClientSecret,
+        ]
+        .into_iter()
+        .map(|key| (key, self.inner.secrets.source(key).ok().flatten()))
+        .collect()
+    }
+
+    pub async fn login(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<String, ServiceError> {
+        let server = self.config().server.resolve_alone()?;
+        let key = ApiKey {
+            client_id: client_id.trim().to_string(),
+            client_secret: Secret::new(client_secret.trim()),
+        };
+        engine::login(&server, &self.inner.state, &self.inner.secrets, &key).await?;
+        Ok(key.organization_id().to_string())
+    }
+
+    pub fn logout(&self) -> Result<InstallationStatus, ServiceError> {
+        engine::logout(&self.inner.secrets)?;
+        self.installation_status()
+    }
+
+    pub fn secrets_description(&self) -> String {
+        self.inner.secrets.description().to_string()
+    }
+
+    pub fn installation_status(&self) -> Result<InstallationStatus, ServiceError> {
+        crate::status::installation_status(
+            &self.inner.paths,
+            &self.config(),
+            &self.inner.secrets,
+            &self.inner.state,
+        )
+        .map_err(ServiceError::from)
+    }
+
+    pub fn status(&self) -> Result<DaemonStatus, ServiceError> {
+        let config = self.config();
+        let schedule = Schedule::from_config(&config.sync)
+            .map(|s| s.describe())
+            .unwrap_or_else(|e| format!("invalid: {e}"));
+        Ok(DaemonStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            api_version: orgsync_proto::api::API_VERSION,
+            pid: std::process::id(),
+            polling: self.polling(),
+            schedule,
+            next_run_at: self
+                .inner
+                .next_run_at
+                .lock()
+                .expect("next run lock")
+                .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            current_run: self.inner.current.lock().expect("run lock").clone(),
+            last_run: self.history(1)?.into_iter().next(),
+            consecutive_failures: self.inner.failures.load(Ordering::SeqCst),
+            directory_type: "ldap".into(),
+            installation: self.installation_status()?,
+        })
+    }
+
+    /// Stops accepting runs and waits up to `grace` for the one in progress to finish.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let ended = self.inner.run_ended.notified();
+            let running = self.inner.current.lock().expect("run lock").clone();
+            let Some(run) = running else { return };
+            tracing::info!(run = run.id, "waiting for the run in progress to finish");
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                tracing::warn!(
+                    run = run.id,
+                    "the run did not finish within {} s; stopping anyway (the state only advances after the server accepted the import, so the next start retries it)",
+                    grace.as_secs()
+                );
+                return;
+            }
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.inner.paths.data_dir.clone()
+    }
+}
+
+fn with_run(error: ServiceError, run_id: u64) -> ServiceError {
+    match error {
+        ServiceError::Run { error, .. } => ServiceError::Run {
+            run_id: Some(run_id),
+            error,
+        },
+        other => other,
+    }
+}
+
+/// A failed record for `run`; the caller fills in the outcome.
+fn record_for(run: &RunInfo, started: Instant) -> RunRecord {
+    RunRecord {
+        id: run.id,
+        kind: run.kind,
+        trigger: run.trigger,
+        started_at: run.started_at.clone(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        outcome: RunOutcome::Failed,
+        users_read: 0,
+        groups_read: 0,
+        requests_sent: 0,
+        summary: DiffSummary::default(),
+        error: None,
+    }
+}
+
+fn summarize(diff: &Diff) -> DiffSummary {
+    DiffSummary {
+        invited: diff.invite.len(),
+        removed: diff.remove.len(),
+        groups_created: diff.groups_created.len(),
+        groups_updated: diff.groups_updated.len(),
+        invited_sample: diff
+            .invite
+            .iter()
+            .take(SAMPLE)
+            .map(|m| m.email.clone())
+            .collect(),
+        removed_sample: diff
+            .remove
+            .iter()
+            .take(SAMPLE)
+            .map(|m| m.email.clone())
+            .collect(),
+    }
+}
+
+/// Feeds a run's progress into the status and, now and then, the event bus.
+struct RunProgress<'a> {
+    service: &'a Service,
+    run: RunInfo,
+}
+
+impl<'a> RunProgress<'a> {
+    fn new(service: &'a Service, run: &RunInfo) -> Self {
+        RunProgress {
+            service,
+            run: run.clone(),
+        }
+    }
+}
+
+impl Progress for RunProgress<'_> {
+    fn entries_read(&self, what: &'static str, count: usize) {
+        let mut current = self.service.inner.current.lock().expect("run lock");
+        let Some(run) = current.as_mut().filter(|r| r.id == self.run.id) else {
+            return;
+        };
+        match what {
+            "groups" => run.groups_read = count,
+            _ => run.users_read = count,
+        }
+        if count.is_multiple_of(PROGRESS_EVERY) {
+            let run = run.clone();
+            drop(current);
+            self.service.emit(Event::RunProgress { run });
+        }
+    }
+}

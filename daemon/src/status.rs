@@ -1,0 +1,39 @@
+//! The installation at a glance (`orgsync status`, and part of the daemon's status).
+
+use orgsync_proto::InstallationStatus;
+
+use crate::config::Config;
+use crate::engine::{RunError, api_key};
+use crate::paths::Paths;
+use crate::secrets::{SecretKey, Secrets};
+use crate::state::State;
+
+pub fn installation_status(
+    paths: &Paths,
+    config: &Config,
+    secrets: &Secrets,
+    state: &State,
+) -> Result<InstallationStatus, RunError> {
+    let resolved = config.resolve();
+    let key = api_key(secrets)?;
+    let times = state.sync_times()?;
+    let synced = state.synced()?;
+    Ok(InstallationStatus {
+        config_file: paths.config_file.display().to_string(),
+        data_dir: paths.data_dir.display().to_string(),
+        config_problem: resolved.as_ref().err().map(|e| e.to_string()),
+        directory: resolved.as_ref().ok().map(|c| c.ldap.url.clone()),
+        server: config.server.resolve_alone().ok().map(|s| s.urls.api),
+        logged_in: key.is_some(),
+        organization_id: key.as_ref().map(|k| k.organization_id().to_string()),
+        secrets: secrets.description().to_string(),
+        bind_password_set: secrets.get(SecretKey::LdapBindPassword)?.is_some(),
+        last_user_sync: times.users,
+        last_group_sync: times.groups,
+        synced_members: synced.members.len(),
+        synced_groups: synced.groups.len(),
+        last_refusal: state
+            .last_refusal()?
+            .map(|r| format!("{}: {}", r.at, r.message)),
+    })
+}
