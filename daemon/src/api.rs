@@ -448,6 +448,25 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
 mod tests {
     use super::*;
 
+    /// The checked-in document is what the code generates. Regenerate it with
+    /// `ORGSYNC_BLESS=1 cargo test -p orgsync --lib openapi`.
+    #[test]
+    fn openapi_document_is_checked_in() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        let generated = openapi_json() + "\n";
+        if std::env::var_os("ORGSYNC_BLESS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "docs/openapi.json is out of date; regenerate it with ORGSYNC_BLESS=1 cargo test -p orgsync --lib openapi"
+        );
+        for path in [paths::STATUS, paths::SYNC, paths::EVENTS, paths::CONFIG] {
+            assert!(generated.contains(&format!("\"{path}\"")), "{path} missing");
+        }
+    }
+
     #[test]
     fn only_loopback_hosts_are_local() {
         for host in [

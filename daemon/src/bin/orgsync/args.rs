@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Keep a Bitwarden organization's members and groups in step with LDAP / Active Directory.
 ///
-/// Exit codes: 0 success; 1 the run failed or was refused; 2 bad usage or configuration.
+/// Exit codes: 0 success; 1 the run failed or was refused; 2 bad usage or configuration;
+/// 3 `daemon status` found no running daemon.
+///
+/// While orgsyncd runs for the same installation, commands that use the sync state go through
+/// its API; the output is the same.
 #[derive(Debug, Parser)]
 #[command(name = "orgsync", version, propagate_version = true)]
 pub struct Args {
@@ -66,6 +70,48 @@ pub enum Command {
     /// Show the installation: paths, login, secrets, last sync
     Status {
         /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Talk to the running daemon (orgsyncd)
+    Daemon {
+        #[command(subcommand)]
+        command: DaemonCommand,
+    },
+}
+
+impl Command {
+    /// Whether the command reads or writes the sync state (or config the daemon must see), and
+    /// so must go through a running daemon.
+    pub fn uses_state(&self) -> bool {
+        match self {
+            Command::Config { command } => {
+                matches!(
+                    command,
+                    ConfigCommand::Set { .. } | ConfigCommand::Unset { .. }
+                )
+            }
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Is it running, its address and token file, polling, next and last run (exit 3 if not running)
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume polling on the schedule (persists across restarts)
+    StartPolling,
+    /// Stop polling; the daemon keeps running and answering (persists across restarts)
+    StopPolling,
+    /// The last runs, newest first
+    History {
+        /// How many runs
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },

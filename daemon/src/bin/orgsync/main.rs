@@ -15,9 +15,11 @@ use orgsync::org::ApiKey;
 use orgsync::paths::Paths;
 use orgsync::secrets::{Secret, SecretKey, Secrets};
 use orgsync::state::State;
-use orgsync_proto::SyncOutcome;
+use orgsync_proto::api::{ConfigUpdate, ErrorCode, TOKEN_FILE};
+use orgsync_proto::client::{Client, ClientError};
+use orgsync_proto::{InstallationStatus, SyncOutcome};
 
-use args::{Args, Command, ConfigCommand, LastSyncObject};
+use args::{Args, Command, ConfigCommand, DaemonCommand, LastSyncObject};
 
 /// How a command ended, and so the exit code.
 enum Failure {
@@ -25,6 +27,8 @@ enum Failure {
     Run(String),
     /// Bad usage or configuration: exit 2.
     Usage(String),
+    /// `orgsync daemon status` found no daemon: exit 3 (like `systemctl status`).
+    NotRunning(String),
 }
 
 impl From<RunError> for Failure {
@@ -58,6 +62,10 @@ fn main() -> ExitCode {
         Err(Failure::Usage(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
+        }
+        Err(Failure::NotRunning(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(3)
         }
     }
 }
@@ -112,24 +120,55 @@ impl Installation {
 
 async fn run(args: Args) -> Result<(), Failure> {
     let installation = Installation::open(&args)?;
+    // While orgsyncd runs it owns the state; commands that need the state go through its API.
+    let daemon = if args.command.uses_state() {
+        Client::discover(&installation.paths.data_dir)
+            .await
+            .map_err(|e| Failure::Run(format!("orgsyncd is running but refused the CLI: {e}")))?
+    } else {
+        None
+    };
     match args.command {
         Command::Login {
             client_id,
             client_secret,
-        } => login(&installation, client_id, client_secret).await,
+        } => login(&installation, daemon.as_ref(), client_id, client_secret).await,
         Command::Logout => {
-            let secrets = installation.secrets()?;
-            if engine::logout(&secrets)? {
-                println!("Logged out.");
-            } else {
-                println!("Not logged in.");
-            }
+            let was_logged_in = match &daemon {
+                Some(client) => {
+                    client
+                        .status()
+                        .await
+                        .map_err(api_failure)?
+                        .installation
+                        .logged_in
+                        && !client.logout().await.map_err(api_failure)?.logged_in
+                }
+                None => engine::logout(&installation.secrets()?)?,
+            };
+            println!(
+                "{}",
+                if was_logged_in {
+                    "Logged out."
+                } else {
+                    "Not logged in."
+                }
+            );
             Ok(())
         }
         Command::Test { json, list } => {
-            let context = installation.context()?;
             let spinner = Spinner::start("Reading the directory");
-            let report = context.test(&spinner).await;
+            let report = match &daemon {
+                Some(client) => client
+                    .test()
+                    .await
+                    .map(|done| done.report)
+                    .map_err(api_failure),
+                None => match installation.context() {
+                    Ok(context) => context.test(&spinner).await.map_err(Failure::from),
+                    Err(e) => Err(e),
+                },
+            };
             spinner.finish();
             let report = report?;
             if json {
@@ -143,9 +182,21 @@ async fn run(args: Args) -> Result<(), Failure> {
             json,
             allow_removals,
         } => {
-            let context = installation.context()?;
             let spinner = Spinner::start("Reading the directory");
-            let report = context.sync(SyncOptions { allow_removals }, &spinner).await;
+            let report = match &daemon {
+                Some(client) => client
+                    .sync(allow_removals)
+                    .await
+                    .map(|done| done.report)
+                    .map_err(api_failure),
+                None => match installation.context() {
+                    Ok(context) => context
+                        .sync(SyncOptions { allow_removals }, &spinner)
+                        .await
+                        .map_err(Failure::from),
+                    Err(e) => Err(e),
+                },
+            };
             spinner.finish();
             let report = report?;
             if json {
@@ -161,13 +212,10 @@ async fn run(args: Args) -> Result<(), Failure> {
             }
         }
         Command::LastSync { what } => {
-            let times = installation
-                .state()?
-                .sync_times()
-                .map_err(|e| Failure::Run(e.to_string()))?;
+            let status = installation_status(&installation, daemon.as_ref()).await?;
             let time = match what {
-                LastSyncObject::Users => times.users,
-                LastSyncObject::Groups => times.groups,
+                LastSyncObject::Users => status.last_user_sync,
+                LastSyncObject::Groups => status.last_group_sync,
             };
             if let Some(time) = time {
                 println!("{time}");
@@ -175,39 +223,117 @@ async fn run(args: Args) -> Result<(), Failure> {
             Ok(())
         }
         Command::ClearCache => {
-            installation
-                .state()?
-                .clear_cache()
-                .map_err(|e| Failure::Run(e.to_string()))?;
+            match &daemon {
+                Some(client) => {
+                    client.clear_cache().await.map_err(api_failure)?;
+                }
+                None => installation
+                    .state()?
+                    .clear_cache()
+                    .map_err(|e| Failure::Run(e.to_string()))?,
+            }
             println!(
                 "The sync cache has been cleared; the next sync reads the whole directory and sends it."
             );
             Ok(())
         }
-        Command::Config { command } => config_command(&installation, command),
+        Command::Config { command } => {
+            config_command(&installation, daemon.as_ref(), command).await
+        }
         Command::Status { json } => {
-            let status = render::Status(orgsync::status::installation_status(
-                &installation.paths,
-                &installation.config,
-                &installation.secrets()?,
-                &installation.state()?,
-            )?);
+            let status = render::Status(installation_status(&installation, daemon.as_ref()).await?);
             if json {
                 print_json(&status);
             } else {
                 print!("{}", status.render());
+                if let Some(client) = &daemon {
+                    println!("Daemon:           running at {}", client.base_url());
+                }
             }
             Ok(())
         }
+        Command::Daemon { command } => daemon_command(&installation, daemon, command).await,
     }
+}
+
+/// The installation's status, from the daemon when it runs (it holds the state).
+async fn installation_status(
+    installation: &Installation,
+    daemon: Option<&Client>,
+) -> Result<InstallationStatus, Failure> {
+    match daemon {
+        Some(client) => Ok(client.status().await.map_err(api_failure)?.installation),
+        None => Ok(orgsync::status::installation_status(
+            &installation.paths,
+            &installation.config,
+            &installation.secrets()?,
+            &installation.state()?,
+        )?),
+    }
+}
+
+/// A daemon's error answer, with the exit code its code implies.
+fn api_failure(e: ClientError) -> Failure {
+    match e.code() {
+        Some(ErrorCode::InvalidConfig | ErrorCode::BadRequest) => Failure::Usage(e.to_string()),
+        _ => Failure::Run(e.to_string()),
+    }
+}
+
+async fn daemon_command(
+    installation: &Installation,
+    daemon: Option<Client>,
+    command: DaemonCommand,
+) -> Result<(), Failure> {
+    let data_dir = &installation.paths.data_dir;
+    let Some(client) = daemon else {
+        let message = format!(
+            "orgsyncd is not running for this installation (data directory {}); start it with `systemctl --user start orgsyncd` or `orgsyncd`",
+            data_dir.display()
+        );
+        return Err(match command {
+            DaemonCommand::Status { .. } => Failure::NotRunning(message),
+            _ => Failure::Run(message),
+        });
+    };
+    match command {
+        DaemonCommand::Status { json } => {
+            let status = client.status().await.map_err(api_failure)?;
+            if json {
+                print_json(&status);
+            } else {
+                print!(
+                    "{}",
+                    render::daemon_status(&status, client.base_url(), &data_dir.join(TOKEN_FILE))
+                );
+            }
+        }
+        DaemonCommand::StartPolling => {
+            client.start_polling().await.map_err(api_failure)?;
+            println!("Polling started.");
+        }
+        DaemonCommand::StopPolling => {
+            client.stop_polling().await.map_err(api_failure)?;
+            println!("Polling stopped; orgsyncd keeps running and answers the API.");
+        }
+        DaemonCommand::History { limit, json } => {
+            let history = client.history(limit).await.map_err(api_failure)?;
+            if json {
+                print_json(&history);
+            } else {
+                print!("{}", render::history(&history.runs));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn login(
     installation: &Installation,
+    daemon: Option<&Client>,
     client_id: Option<String>,
     client_secret: Option<String>,
 ) -> Result<(), Failure> {
-    let server = installation.config.server.resolve_alone()?;
     let client_id = match client_id.or_else(|| env_value("ORGSYNC_CLIENT_ID")) {
         Some(id) => id,
         None => prompt_line("client_id: ")?,
@@ -216,23 +342,38 @@ async fn login(
         Some(secret) => secret,
         None => prompt_secret("client_secret: ")?,
     };
-    let key = ApiKey {
-        client_id: client_id.trim().to_string(),
-        client_secret: Secret::new(client_secret.trim()),
+    let (organization, where_kept) = match daemon {
+        Some(client) => {
+            let done = client
+                .login(client_id.trim(), client_secret.trim())
+                .await
+                .map_err(api_failure)?;
+            (done.organization_id, done.secrets)
+        }
+        None => {
+            let server = installation.config.server.resolve_alone()?;
+            let key = ApiKey {
+                client_id: client_id.trim().to_string(),
+                client_secret: Secret::new(client_secret.trim()),
+            };
+            let secrets = installation.secrets()?;
+            let state = installation.state()?;
+            engine::login(&server, &state, &secrets, &key).await?;
+            (
+                key.organization_id().to_string(),
+                secrets.description().to_string(),
+            )
+        }
     };
-    let secrets = installation.secrets()?;
-    let state = installation.state()?;
-    engine::login(&server, &state, &secrets, &key).await?;
-    println!(
-        "Logged in to organization {} at {}; the API key is kept in the {}.",
-        key.organization_id(),
-        server.urls.api,
-        secrets.description()
-    );
+    println!("Logged in to organization {organization}; the API key is kept in the {where_kept}.");
     Ok(())
 }
 
-fn config_command(installation: &Installation, command: ConfigCommand) -> Result<(), Failure> {
+async fn config_command(
+    installation: &Installation,
+    daemon: Option<&Client>,
+    command: ConfigCommand,
+) -> Result<(), Failure> {
     let path = &installation.paths.config_file;
     match command {
         ConfigCommand::Path => {
@@ -247,8 +388,10 @@ fn config_command(installation: &Installation, command: ConfigCommand) -> Result
             );
             Ok(())
         }
-        ConfigCommand::Set { key, value } => write_key(installation, &key, Some(&value)),
-        ConfigCommand::Unset { key } => write_key(installation, &key, None),
+        ConfigCommand::Set { key, value } => {
+            write_key(installation, daemon, &key, Some(&value)).await
+        }
+        ConfigCommand::Unset { key } => write_key(installation, daemon, &key, None).await,
         ConfigCommand::SetSecret {
             key,
             stdin,
@@ -294,12 +437,32 @@ fn config_command(installation: &Installation, command: ConfigCommand) -> Result
     }
 }
 
-/// Changes one key in the config file; the key is validated before the file is replaced.
-fn write_key(installation: &Installation, key: &str, value: Option<&str>) -> Result<(), Failure> {
+/// Changes one key in the config file; the key is validated before the file is replaced. While
+/// orgsyncd runs the change goes through it, so it applies without a restart.
+async fn write_key(
+    installation: &Installation,
+    daemon: Option<&Client>,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), Failure> {
     let path = &installation.paths.config_file;
-    let text = orgsync::config::read_file(path)?;
-    let updated = orgsync::config::set_key(&text, key, value, path)?;
-    orgsync::config::write_file(path, &updated)?;
+    match daemon {
+        Some(client) => {
+            let mut update = ConfigUpdate::default();
+            match value {
+                Some(value) => {
+                    update.set.insert(key.to_string(), value.to_string());
+                }
+                None => update.unset.push(key.to_string()),
+            }
+            client.update_config(&update).await.map_err(api_failure)?;
+        }
+        None => {
+            let text = orgsync::config::read_file(path)?;
+            let updated = orgsync::config::set_key(&text, key, value, path)?;
+            orgsync::config::write_file(path, &updated)?;
+        }
+    }
     match value {
         Some(value) => println!("Set {key} = {value} in {}.", path.display()),
         None => println!(

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use orgsync::config::Config;
 use orgsync::secrets::{SecretKey, Secrets};
+use orgsync_proto::api::{DaemonStatus, RunRecord};
 use orgsync_proto::{Diff, InstallationStatus, SyncOutcome, SyncReport, TestReport, UserEntry};
 
 /// How many names to print per list before "and N more".
@@ -291,4 +292,82 @@ impl Status {
         }
         out
     }
+}
+
+/// `orgsync daemon status`.
+pub fn daemon_status(status: &DaemonStatus, url: &str, token_file: &Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "orgsyncd {} running (pid {})",
+        status.version, status.pid
+    );
+    let _ = writeln!(out, "API:              {url}");
+    let _ = writeln!(out, "Token file:       {}", token_file.display());
+    let _ = writeln!(
+        out,
+        "Polling:          {}",
+        if status.polling {
+            format!("on, {}", status.schedule)
+        } else {
+            "off (orgsync daemon start-polling)".into()
+        }
+    );
+    if let Some(next) = &status.next_run_at {
+        let _ = writeln!(out, "Next run:         {next}");
+    }
+    if let Some(run) = &status.current_run {
+        let _ = writeln!(
+            out,
+            "Running:          run {} ({:?}, {:?}) since {}, {} user(s) read",
+            run.id, run.kind, run.trigger, run.started_at, run.users_read
+        );
+    }
+    if let Some(last) = &status.last_run {
+        let _ = writeln!(out, "Last run:         {}", run_line(last));
+    }
+    if status.consecutive_failures > 0 {
+        let _ = writeln!(
+            out,
+            "Failures in a row: {} (polling backs off until a run succeeds)",
+            status.consecutive_failures
+        );
+    }
+    out
+}
+
+/// `orgsync daemon history`.
+pub fn history(runs: &[RunRecord]) -> String {
+    if runs.is_empty() {
+        return "No runs yet.\n".into();
+    }
+    runs.iter()
+        .map(|run| format!("{}\n", run_line(run)))
+        .collect()
+}
+
+fn run_line(run: &RunRecord) -> String {
+    let mut line = format!(
+        "#{} {} {:?} {:?} ({:?}, {} ms): {} user(s), {} group(s) read",
+        run.id,
+        run.started_at,
+        run.kind,
+        run.outcome,
+        run.trigger,
+        run.duration_ms,
+        run.users_read,
+        run.groups_read
+    );
+    let s = &run.summary;
+    if s.invited + s.removed + s.groups_created + s.groups_updated > 0 {
+        let _ = write!(
+            line,
+            "; {} invited, {} removed, {} group(s) created, {} updated",
+            s.invited, s.removed, s.groups_created, s.groups_updated
+        );
+    }
+    if let Some(error) = &run.error {
+        let _ = write!(line, "; {}", error.replace('\n', " "));
+    }
+    line
 }
