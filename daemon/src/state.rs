@@ -199,6 +199,17 @@ impl State {
         self.meta(KEY_ORGANIZATION)
     }
 
+    /// How many members and groups orgsync last synced, without loading them.
+    pub fn synced_counts(&self) -> Result<(usize, usize), StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let members = txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
+        let groups = txn.open_table(GROUPS).map_err(|e| self.error(e))?;
+        Ok((
+            members.len().map_err(|e| self.error(e))? as usize,
+            groups.len().map_err(|e| self.error(e))? as usize,
+        ))
+    }
+
     /// What orgsync last synced into the organization.
     pub fn synced(&self) -> Result<SyncedState, StateError> {
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;

@@ -17,7 +17,7 @@ pub fn installation_status(
     let resolved = config.resolve();
     let key = api_key(secrets)?;
     let times = state.sync_times()?;
-    let synced = state.synced()?;
+    let (synced_members, synced_groups) = state.synced_counts()?;
     Ok(InstallationStatus {
         config_file: paths.config_file.display().to_string(),
         data_dir: paths.data_dir.display().to_string(),
@@ -30,8 +30,8 @@ pub fn installation_status(
         bind_password_set: secrets.get(SecretKey::LdapBindPassword)?.is_some(),
         last_user_sync: times.users,
         last_group_sync: times.groups,
-        synced_members: synced.members.len(),
-        synced_groups: synced.groups.len(),
+        synced_members,
+        synced_groups,
         last_refusal: state
             .last_refusal()?
             .map(|r| format!("{}: {}", r.at, r.message)),

@@ -2,7 +2,7 @@
 //! HOME, config file and data directory, a clean environment (no keyring session bus, so secrets
 //! go to the 0600 file), and only the variables a test passes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use tempfile::TempDir;
@@ -11,14 +11,17 @@ use crate::slapd::Slapd;
 
 /// The path of a binary built from this workspace (`orgsync`, `orgsyncd`, ...).
 ///
-/// Test binaries live in `target/<profile>/deps`; the workspace's binaries one level up. Build
-/// them first (`cargo build --workspace --bins`, which `scripts/test.sh` does).
+/// Test binaries live in `target/<profile>/deps`, the workspace's binaries one level up (where
+/// the test kit's own binaries, like `orgsync-bench`, live too). Build them first (`cargo build --workspace --bins`, which `scripts/test.sh` does).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binaries live in target/<profile>/deps");
+    let dir = exe.parent().expect("a binary lives in a directory");
+    // Test binaries live in target/<profile>/deps; the test kit's own binaries beside orgsync.
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().expect("deps has a parent")
+    } else {
+        dir
+    };
     let path = profile_dir.join(name);
     assert!(
         path.is_file(),

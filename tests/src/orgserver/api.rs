@@ -40,6 +40,7 @@ pub(crate) async fn import(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = std::time::Instant::now();
     let checked = authorize(&shared, &headers).and_then(|()| {
         if shared.flavour.is_bitwarden() {
             decode_bitwarden(&headers, &body)
@@ -64,6 +65,7 @@ pub(crate) async fn import(
     match outcome {
         Ok(()) => {
             inner.import_count += 1;
+            inner.import_time += started.elapsed();
             StatusCode::OK.into_response()
         }
         Err(ImportFailure::BadRequest(message)) => {

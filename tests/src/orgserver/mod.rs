@@ -311,6 +311,12 @@ impl OrgServer {
         self.shared.lock().import_count
     }
 
+    /// Total time the server spent handling accepted imports (the benchmark subtracts it to
+    /// find orgsync's own share of a sync).
+    pub fn import_time(&self) -> Duration {
+        self.shared.lock().import_time
+    }
+
     /// Makes the next `times` requests whose path ends with `path_suffix` (e.g.
     /// `"/connect/token"` or `"/organization/import"`) fail with `status`, before any other
     /// processing, with a `Retry-After` header when `retry_after_secs` is given. Rules are

@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub failures: Vec<FailRule>,
     pub requests: Vec<RecordedRequest>,
     pub import_count: usize,
+    /// Time spent handling accepted imports (decode, authorize, apply), for benchmarks.
+    pub import_time: std::time::Duration,
 }
 
 pub(crate) struct IssuedToken {
@@ -78,6 +80,7 @@ impl Shared {
                 failures: Vec::new(),
                 requests: Vec::new(),
                 import_count: 0,
+                import_time: std::time::Duration::ZERO,
             }),
         }
     }

@@ -1,0 +1,402 @@
+//! `orgsync-bench`: measures orgsync against the floor of reading the same entries with
+//! `ldapsearch`, in the same run, on the same machine. Run it through `bench/run.sh`, which builds
+//! release binaries first.
+//!
+//! For each size N it generates N users and N/50 groups of 50 members (every tenth group nests
+//! the next one), loads them offline with `slapadd` into a private slapd, and measures with GNU
+//! `time -v` (wall, CPU, peak RSS; medians of `--runs`):
+//! - the floor: paged `ldapsearch` of users and of groups with the attributes orgsync reads;
+//! - `orgsync test --json`;
+//! - a first `orgsync sync` into the emulated organization server (whose own handling time is
+//!   reported, so orgsync's share can be judged), then an unchanged second sync.
+//!
+//! With `--daemon` it also measures an idle `orgsyncd` (RSS, CPU and context switches over
+//! `--idle-seconds`) and the latency of `GET /v1/status` at a fixed request rate.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use testkit::cli::{Installation, binary};
+use testkit::orgserver::{OrgServer, OrgServerOptions};
+use testkit::slapd::{Slapd, SlapdOptions};
+
+/// Benchmarks orgsync against raw ldapsearch on generated directories.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Directory sizes (users), comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    sizes: Vec<usize>,
+    /// Repetitions per measurement (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Also measure the idle daemon and the control API's latency
+    #[arg(long)]
+    daemon: bool,
+    /// Seconds of idle daemon to observe
+    #[arg(long, default_value_t = 60)]
+    idle_seconds: u64,
+    /// Requests per second for the status latency measurement
+    #[arg(long, default_value_t = 500)]
+    rate: u64,
+    /// Write the markdown report here too
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// One `time -v` measurement.
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    wall: f64,
+    cpu: f64,
+    rss_mib: f64,
+}
+
+const PAGE: usize = 500;
+const GROUP_SIZE: usize = 50;
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut report = String::new();
+    let _ = writeln!(report, "{}\n", machine());
+    let _ = writeln!(
+        report,
+        "| users | groups | floor wall | `test` wall | ratio | `test` CPU | `test` peak RSS | 1st `sync` wall | server import time | ratio to floor+server | 2nd `sync` wall | 2nd sync imports |"
+    );
+    let _ = writeln!(
+        report,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for &n in &args.sizes {
+        eprintln!("== {n} users");
+        let row = runtime.block_on(measure_size(n, args.runs));
+        let _ = writeln!(report, "{row}");
+        eprintln!("{row}");
+    }
+    if args.daemon {
+        let text = runtime.block_on(measure_daemon(args.idle_seconds, args.rate));
+        let _ = writeln!(report, "\n{text}");
+    }
+    println!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report).expect("write the report");
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "Machine: {cpu}, {cores} cores; load average at start {}; {} build.",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        if cfg!(debug_assertions) {
+            "DEBUG (numbers not representative)"
+        } else {
+            "release"
+        }
+    )
+}
+
+/// The generated directory as LDIF (with the base entries), written to `path`.
+fn generate(path: &Path, suffix: &str, n: usize) {
+    let mut out = String::with_capacity(n * 250);
+    let _ = write!(
+        out,
+        "dn: {suffix}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: example\n\n\
+         dn: ou=people,{suffix}\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: ou=groups,{suffix}\nobjectClass: organizationalUnit\nou: groups\n\n"
+    );
+    for i in 0..n {
+        let _ = write!(
+            out,
+            "dn: uid=u{i:07},ou=people,{suffix}\nobjectClass: inetOrgPerson\nuid: u{i:07}\ncn: User {i}\nsn: {i}\nmail: u{i:07}@example.org\n\n"
+        );
+    }
+    let groups = n.div_ceil(GROUP_SIZE);
+    for g in 0..groups {
+        let _ = write!(
+            out,
+            "dn: cn=g{g:05},ou=groups,{suffix}\nobjectClass: groupOfNames\ncn: g{g:05}\n"
+        );
+        for i in (g * GROUP_SIZE)..((g + 1) * GROUP_SIZE).min(n) {
+            let _ = writeln!(out, "member: uid=u{i:07},ou=people,{suffix}");
+        }
+        if g % 10 == 0 && g + 1 < groups {
+            let _ = writeln!(out, "member: cn=g{:05},ou=groups,{suffix}", g + 1);
+        }
+        out.push('\n');
+    }
+    std::fs::write(path, out).expect("write the LDIF");
+}
+
+/// Runs `command` under GNU time and parses its report.
+fn timed(mut command: Command) -> Usage {
+    let output = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run /usr/bin/time");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{command:?} failed:\n{text}");
+    let field = |name: &str| -> &str {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim_start_matches(':').trim())
+            .unwrap_or_else(|| panic!("no {name:?} in time's output:\n{text}"))
+    };
+    let wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)")
+        .split(':')
+        .fold(0.0, |acc, part| {
+            acc * 60.0 + part.parse::<f64>().unwrap_or(0.0)
+        });
+    let user: f64 = field("User time (seconds)").parse().unwrap_or(0.0);
+    let system: f64 = field("System time (seconds)").parse().unwrap_or(0.0);
+    let rss: f64 = field("Maximum resident set size (kbytes)")
+        .parse()
+        .unwrap_or(0.0);
+    Usage {
+        wall,
+        cpu: user + system,
+        rss_mib: rss / 1024.0,
+    }
+}
+
+fn median(mut values: Vec<Usage>) -> Usage {
+    values.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+    values[values.len() / 2]
+}
+
+fn median_f64(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn installation(slapd: &Slapd, server: &OrgServer) -> Installation {
+    let mut inst = Installation::new();
+    inst.use_slapd(slapd);
+    inst.set("ldap.page_size", &PAGE.to_string());
+    inst.set("sync.large_import", "true");
+    inst.set("server.url", &server.base_url());
+    inst.set_env("ORGSYNC_LDAP_BIND_PASSWORD", slapd.admin_password());
+    inst.run(&["login", &server.client_id(), &server.client_secret()])
+        .ok();
+    inst
+}
+
+fn orgsync_timed(inst: &Installation, args: &[&str]) -> Usage {
+    let mut command = inst.command("/usr/bin/time");
+    command.arg("-v").arg(binary("orgsync")).args(args);
+    timed(command)
+}
+
+async fn measure_size(n: usize, runs: usize) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ldif = dir.path().join("directory.ldif");
+    let suffix = "dc=example,dc=org";
+    generate(&ldif, suffix, n);
+    let slapd = Slapd::start(SlapdOptions {
+        tls: false,
+        preload_ldif: Some(ldif),
+        ..SlapdOptions::default()
+    });
+
+    // The floor: the same two paged searches orgsync makes, with the same attributes.
+    let floor = median(
+        (0..runs)
+            .map(|_| {
+                let search = |base: &str, filter: &str, attrs: &str| {
+                    format!(
+                        "LDAPCONF=/dev/null ldapsearch -x -LLL -H {} -D {} -w {} -b {base},{suffix} -E pr={PAGE}/noprompt '{filter}' {attrs} >/dev/null",
+                        slapd.url(),
+                        slapd.admin_dn(),
+                        slapd.admin_password()
+                    )
+                };
+                let script = format!(
+                    "{} && {}",
+                    search("ou=people", "(objectClass=inetOrgPerson)", "entryUUID mail uid"),
+                    search("ou=groups", "(objectClass=groupOfNames)", "cn entryUUID member")
+                );
+                let mut command = Command::new("/usr/bin/time");
+                command.args(["-v", "sh", "-c", &script]);
+                timed(command)
+            })
+            .collect(),
+    );
+
+    let probe_server = OrgServer::start(OrgServerOptions::default()).await;
+    let inst = installation(&slapd, &probe_server);
+    let test = median(
+        (0..runs)
+            .map(|_| orgsync_timed(&inst, &["test", "--json"]))
+            .collect(),
+    );
+
+    let mut first = Vec::new();
+    let mut server_times = Vec::new();
+    let mut second = Vec::new();
+    let mut second_imports = 0;
+    for _ in 0..runs {
+        let server = OrgServer::start(OrgServerOptions::default()).await;
+        let inst = installation(&slapd, &server);
+        first.push(orgsync_timed(&inst, &["sync"]));
+        server_times.push(server.import_time().as_secs_f64());
+        let before = server.import_count();
+        second.push(orgsync_timed(&inst, &["sync"]));
+        second_imports = second_imports.max(server.import_count() - before);
+    }
+    let first = median(first);
+    let server_time = median_f64(server_times);
+    let second = median(second);
+    let groups = n.div_ceil(GROUP_SIZE);
+    format!(
+        "| {n} | {groups} | {:.2} s | {:.2} s | {:.2}× | {:.2} s | {:.0} MiB | {:.2} s | {:.2} s | {:.2}× | {:.2} s | {second_imports} |",
+        floor.wall,
+        test.wall,
+        test.wall / floor.wall,
+        test.cpu,
+        test.rss_mib,
+        first.wall,
+        server_time,
+        first.wall / (floor.wall + server_time),
+        second.wall,
+    )
+}
+
+fn proc_status(pid: u32) -> BTreeMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// utime + stime of a process in clock ticks, and its threads' context switches.
+fn proc_cpu_and_switches(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = fields
+        .get(11)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    let mut switches = 0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            for line in status.lines() {
+                if let Some(v) = line
+                    .strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+                {
+                    switches += v.trim().parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+    }
+    (ticks, switches)
+}
+
+async fn measure_daemon(idle_seconds: u64, rate: u64) -> String {
+    let l = testkit::ldif::Ldif::new("dc=example,dc=org");
+    let slapd = Slapd::start(SlapdOptions {
+        tls: false,
+        ..SlapdOptions::default()
+    });
+    slapd.add_ldif(&(l.base() + &l.person("a", "A A", Some("a@example.org"))));
+    let server = OrgServer::start(OrgServerOptions::default()).await;
+    let inst = installation(&slapd, &server);
+    inst.set("daemon.port", "0");
+    inst.set("sync.interval_minutes", "60");
+    let mut child = inst
+        .command(binary("orgsyncd"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start orgsyncd");
+    let pid = child.id();
+    let client = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(client)) =
+                orgsync_proto::client::Client::discover(&inst.data_dir()).await
+            {
+                break client;
+            }
+            assert!(Instant::now() < deadline, "orgsyncd did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    client
+        .sync(false)
+        .await
+        .expect("a first sync through the daemon");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cpu0, switches0) = proc_cpu_and_switches(pid);
+    eprintln!("observing the idle daemon for {idle_seconds} s");
+    tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
+    let (cpu1, switches1) = proc_cpu_and_switches(pid);
+    let status = proc_status(pid);
+    let rss = status.get("VmRSS").cloned().unwrap_or_default();
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let idle_cpu = (cpu1 - cpu0) as f64 / ticks_per_second;
+
+    // Fixed-rate load: one request every 1/rate s for 10 s, each timed on its own.
+    let total = rate * 10;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let mut ticker = tokio::time::interval(interval);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        ticker.tick().await;
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            client.status().await.map(|_| started.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(latency)) => latencies.push(latency.as_secs_f64() * 1000.0),
+            _ => errors += 1,
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let _ = child.kill();
+    let _ = child.wait();
+    format!(
+        "Daemon: idle RSS {rss} after one sync; over {idle_seconds} s idle: {idle_cpu:.2} s CPU, {} context switches (all threads).\n\n\
+         `GET /v1/status` at {rate} requests/s for 10 s ({} requests, {errors} errors): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms.",
+        switches1 - switches0,
+        latencies.len(),
+        pct(0.50),
+        pct(0.99),
+        latencies.last().copied().unwrap_or(0.0),
+    )
+}
