@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use orgsync_proto::api::{
@@ -71,7 +71,9 @@ struct Inner {
     paths: Paths,
     state: Arc<State>,
     secrets: Secrets,
-    config: RwLock<Config>,
+    /// The config and the file's modification time when it was read: a hand edit is picked up
+    /// at the next use, without a restart.
+    config: RwLock<(Config, Option<SystemTime>)>,
     events: broadcast::Sender<Event>,
     current: Mutex<Option<RunInfo>>,
     next_run_id: AtomicU64,
@@ -93,6 +95,7 @@ impl Service {
     /// Opens the installation: state (exclusively: the CLI talks to the daemon while it runs),
     /// secrets and config. The config may be incomplete; runs then fail with the problems.
     pub fn open(paths: Paths) -> Result<Service, ServiceError> {
+        let modified = modified(&paths.config_file);
         let config = Config::load(&paths.config_file)?;
         let state = Arc::new(State::open(&paths.data_dir).map_err(internal)?);
         let secrets = Secrets::open(config.secrets.backend, &paths.data_dir).map_err(internal)?;
@@ -104,7 +107,7 @@ impl Service {
                 paths,
                 state,
                 secrets,
-                config: RwLock::new(config),
+                config: RwLock::new((config, modified)),
                 events,
                 current: Mutex::new(None),
                 next_run_id: AtomicU64::new(next_run_id),
@@ -122,8 +125,31 @@ impl Service {
         &self.inner.paths
     }
 
+    /// The current config, re-read first if the file changed since it was last read. A file that
+    /// no longer parses is reported and the last good config stays in force.
     pub fn config(&self) -> Config {
-        self.inner.config.read().expect("config lock").clone()
+        let path = &self.inner.paths.config_file;
+        let now = modified(path);
+        {
+            let current = self.inner.config.read().expect("config lock");
+            if current.1 == now {
+                return current.0.clone();
+            }
+        }
+        let mut current = self.inner.config.write().expect("config lock");
+        if current.1 != now {
+            current.1 = now;
+            match Config::load(path) {
+                Ok(config) => {
+                    tracing::info!("{} changed; using the new configuration", path.display());
+                    current.0 = config;
+                    self.emit(Event::ConfigChanged);
+                    self.inner.reschedule.notify_waiters();
+                }
+                Err(e) => tracing::warn!("{e}; keeping the previous configuration"),
+            }
+        }
+        current.0.clone()
     }
 
     /// New subscribers see events from now on.
@@ -404,7 +430,7 @@ impl Service {
         }
         let parsed = Config::parse(&text, path)?;
         config::write_file(path, &text)?;
-        *self.inner.config.write().expect("config lock") = parsed;
+        *self.inner.config.write().expect("config lock") = (parsed, modified(path));
         tracing::info!("configuration updated");
         self.emit(Event::ConfigChanged);
         self.inner.reschedule.notify_waiters();
@@ -503,6 +529,10 @@ impl Service {
     pub fn data_dir(&self) -> PathBuf {
         self.inner.paths.data_dir.clone()
     }
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn with_run(error: ServiceError, run_id: u64) -> ServiceError {

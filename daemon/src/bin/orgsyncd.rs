@@ -81,7 +81,10 @@ fn init_logging(format: LogFormat, verbose: u8) {
 
 async fn run(args: Args) -> Result<(), (u8, String)> {
     let paths = Paths::resolve(args.config).map_err(|e| (2, e))?;
-    let service = Service::open(paths.clone()).map_err(|e| (1, e.to_string()))?;
+    let service = Service::open(paths.clone()).map_err(|e| match e {
+        orgsync::service::ServiceError::Config(_) => (2, e.to_string()),
+        other => (1, other.to_string()),
+    })?;
     let config = service.config();
     let address = config
         .daemon
