@@ -2,8 +2,6 @@
 //! objectGUID as external id, userAccountControl for disabled users, nested groups, deleted
 //! objects (tombstones), paged results and LDAPS with a CA the harness made.
 
-use std::collections::BTreeSet;
-
 use testkit::cli::Installation;
 use testkit::orgserver::{OrgServer, OrgServerOptions};
 use testkit::samba::{SambaDc, SambaOptions};
@@ -23,15 +21,6 @@ fn ad_installation(dc: &SambaDc, server: &OrgServer) -> Installation {
     inst.run(&["login", &server.client_id(), &server.client_secret()])
         .ok();
     inst
-}
-
-fn emails(server: &OrgServer) -> BTreeSet<String> {
-    server
-        .members()
-        .into_iter()
-        .filter(|m| m.external_id.is_some())
-        .map(|m| m.email)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +73,7 @@ async fn active_directory_users_groups_disabled_and_deleted() {
     inst.run(&["sync"]).ok();
     // Disabled users stay members unless remove_disabled is on.
     assert_eq!(
-        emails(&server),
+        server.managed_emails(),
         [
             "alice@test.lan",
             "bob@test.lan",
@@ -123,7 +112,7 @@ async fn active_directory_users_groups_disabled_and_deleted() {
     );
     inst.run(&["sync"]).ok();
     assert_eq!(
-        emails(&server),
+        server.managed_emails(),
         ["alice@test.lan", "bob@test.lan"].map(String::from).into()
     );
     let engineering = server
@@ -149,5 +138,5 @@ async fn active_directory_paged_reads_get_every_user() {
     let report = inst.run(&["sync", "--json"]).ok().json();
     assert_eq!(report["outcome"], "synced");
     assert_eq!(report["diff"]["invite"].as_array().unwrap().len(), 1100);
-    assert_eq!(emails(&server).len(), 1100);
+    assert_eq!(server.managed_emails().len(), 1100);
 }

@@ -53,15 +53,6 @@ fn installation(slapd: &Slapd, server: &OrgServer) -> Installation {
     inst
 }
 
-fn emails(server: &OrgServer) -> BTreeSet<String> {
-    server
-        .members()
-        .into_iter()
-        .filter(|m| m.external_id.is_some() && m.status != MemberStatus::Revoked)
-        .map(|m| m.email)
-        .collect()
-}
-
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -132,7 +123,7 @@ async fn test_then_sync_then_unchanged_then_changes_then_clear_cache() {
     let out = inst.run(&["sync"]).ok();
     assert!(out.stdout.contains("Synced"), "{}", out.stdout);
     assert_eq!(
-        emails(&server),
+        server.managed_emails(),
         set(&[
             "alice@example.org",
             "bob@example.org",
@@ -196,7 +187,7 @@ async fn test_then_sync_then_unchanged_then_changes_then_clear_cache() {
 
     inst.run(&["sync"]).ok();
     assert_eq!(
-        emails(&server),
+        server.managed_emails(),
         set(&[
             "alice@example.org",
             "bob@example.org",
@@ -231,7 +222,7 @@ async fn test_then_sync_then_unchanged_then_changes_then_clear_cache() {
     assert_eq!(out["outcome"], "synced");
     assert!(out["diff"]["remove"].as_array().unwrap().is_empty());
     assert_eq!(server.import_count(), 3);
-    assert_eq!(emails(&server).len(), 4);
+    assert_eq!(server.managed_emails().len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,7 +242,7 @@ async fn removal_guard_refuses_until_allowed_and_empty_reads_always() {
     let inst = installation(&slapd, &server);
     inst.set("sync.groups", "false");
     inst.run(&["sync"]).ok();
-    assert_eq!(emails(&server).len(), 20);
+    assert_eq!(server.managed_emails().len(), 20);
 
     // Delete 6 of 20 (30%): over both limits (5 and 10%).
     let mut deletes = String::new();
@@ -276,7 +267,11 @@ async fn removal_guard_refuses_until_allowed_and_empty_reads_always() {
         refused.stdout
     );
     assert!(refused.stderr.contains("refused"), "{}", refused.stderr);
-    assert_eq!(emails(&server).len(), 20, "a refused sync changes nothing");
+    assert_eq!(
+        server.managed_emails().len(),
+        20,
+        "a refused sync changes nothing"
+    );
     let status = inst.run(&["status", "--json"]).ok().json();
     assert!(
         status["lastRefusal"]
@@ -286,7 +281,7 @@ async fn removal_guard_refuses_until_allowed_and_empty_reads_always() {
     );
 
     inst.run(&["sync", "--allow-removals"]).ok();
-    assert_eq!(emails(&server).len(), 14);
+    assert_eq!(server.managed_emails().len(), 14);
     assert!(
         inst.run(&["status", "--json"])
             .ok()
@@ -303,7 +298,7 @@ async fn removal_guard_refuses_until_allowed_and_empty_reads_always() {
         "{}",
         refused.stdout
     );
-    assert_eq!(emails(&server).len(), 14);
+    assert_eq!(server.managed_emails().len(), 14);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +328,7 @@ async fn posix_groups_unique_members_and_synthesised_emails() {
     assert!(report["warnings"][0].as_str().unwrap().contains("ghost"));
     inst.run(&["sync"]).ok();
     assert_eq!(
-        emails(&server),
+        server.managed_emails(),
         set(&["ann@corp.example", "ben@corp.example", "cy@corp.example"])
     );
     assert_eq!(
@@ -356,7 +351,7 @@ async fn locked_accounts_are_disabled_by_the_configured_filter_and_removed() {
     let inst = installation(&slapd, &server);
     inst.set("ldap.disabled_filter", "(pwdAccountLockedTime=*)");
     inst.run(&["sync"]).ok();
-    assert!(emails(&server).contains("bob@example.org"));
+    assert!(server.managed_emails().contains("bob@example.org"));
 
     slapd.modify_ldif(&format!(
         "dn: {}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n\n",
@@ -373,7 +368,7 @@ async fn locked_accounts_are_disabled_by_the_configured_filter_and_removed() {
     let report = inst.run(&["test", "--json"]).ok().json();
     assert_eq!(report["diff"]["remove"][0]["reason"], "disabled");
     inst.run(&["sync"]).ok();
-    assert!(!emails(&server).contains("bob@example.org"));
+    assert!(!server.managed_emails().contains("bob@example.org"));
     assert!(!group_members(&server, "backend").contains("bob@example.org"));
 }
 
@@ -444,7 +439,7 @@ async fn ldaps_and_starttls_verify_the_server_with_the_configured_ca() {
     inst.set("ldap.encryption", "starttls");
     inst.set("ldap.port", &slapd.port().to_string());
     inst.run(&["sync"]).ok();
-    assert_eq!(emails(&server).len(), 4);
+    assert_eq!(server.managed_emails().len(), 4);
 
     // A CA file that does not exist is refused, naming the key; the config stays as it was.
     let out = inst
@@ -525,7 +520,7 @@ async fn login_errors_expired_tokens_and_rate_limits() {
     // The server forgets all tokens: orgsync logs in again with the stored key, once.
     server.expire_tokens();
     inst.run(&["sync"]).ok();
-    assert_eq!(emails(&server).len(), 4);
+    assert_eq!(server.managed_emails().len(), 4);
 
     // 429 with Retry-After, twice: the sync waits and succeeds.
     inst.run(&["clear-cache"]).ok();
@@ -560,7 +555,7 @@ async fn vaultwarden_revokes_removed_members() {
     let server = org(Flavour::Vaultwarden).await;
     let inst = installation(&slapd, &server);
     inst.run(&["sync"]).ok();
-    assert_eq!(emails(&server).len(), 4);
+    assert_eq!(server.managed_emails().len(), 4);
     // The login carried the device fields Vaultwarden insists on.
     let login = server
         .requests()
@@ -687,7 +682,7 @@ async fn large_imports_are_batched_for_the_cloud_limit() {
     inst.set("sync.large_import", "true");
     let report = inst.run(&["sync", "--json"]).ok().json();
     assert_eq!(report["requestsSent"], 2);
-    assert_eq!(emails(&server).len(), 2100);
+    assert_eq!(server.managed_emails().len(), 2100);
     let bodies: Vec<serde_json::Value> = server
         .requests()
         .into_iter()
@@ -749,5 +744,5 @@ async fn overwrite_existing_removes_unlisted_directory_members_only() {
         all.contains("manual@example.org"),
         "members without externalId stay"
     );
-    assert_eq!(emails(&server).len(), 4);
+    assert_eq!(server.managed_emails().len(), 4);
 }

@@ -300,6 +300,16 @@ impl OrgServer {
             .seed_member(email, external_id, kind, status);
     }
 
+    /// Emails of the directory-managed members (with an externalId) that are not revoked: what a
+    /// sync should have made equal to the directory.
+    pub fn managed_emails(&self) -> BTreeSet<String> {
+        self.members()
+            .into_iter()
+            .filter(|m| m.external_id.is_some() && m.status != MemberStatus::Revoked)
+            .map(|m| m.email)
+            .collect()
+    }
+
     /// Every request to the emulated API so far (not `/_test/`), oldest first, including the
     /// failed ones.
     pub fn requests(&self) -> Vec<RecordedRequest> {
