@@ -194,14 +194,11 @@ impl Context {
             groups: self.config.sync.groups.then(|| rfc3339(started)),
         };
         let client = OrgClient::new(&self.config.server, &self.state.device_id()?)?;
-        let hash = plan::request_hash(
-            &client.urls().api,
-            key.organization_id(),
-            &plan.hash_payload,
-        );
-        let unchanged =
-            self.state.last_hash()?.as_deref() == Some(hash.as_str()) && !plan.has_missing_removals;
-        if unchanged || plan.requests.is_empty() {
+        let hash = plan.request_hash(&client.urls().api, key.organization_id());
+        let requests = plan.requests();
+        let unchanged = self.state.last_hash()?.as_deref() == Some(hash.as_str())
+            && !plan.has_missing_removals();
+        if unchanged || requests.is_empty() {
             self.state.record_unchanged(&times)?;
             report.outcome = SyncOutcome::Unchanged;
             return Ok(report);
@@ -209,7 +206,7 @@ impl Context {
 
         let mut token = self.token(&client, &key, false).await?;
         let mut renewed = false;
-        for (index, request) in plan.requests.iter().enumerate() {
+        for (index, request) in requests.iter().enumerate() {
             loop {
                 match client.import(&token, request).await {
                     Ok(()) => break,
@@ -222,7 +219,7 @@ impl Context {
                         if index > 0 {
                             tracing::warn!(
                                 "{index} of {} import batches were accepted before the failure; the next sync sends everything again",
-                                plan.requests.len()
+                                requests.len()
                             );
                         }
                         return Err(e.into());
@@ -231,8 +228,9 @@ impl Context {
             }
             report.requests_sent += 1;
         }
+        let next_state = plan.next_state(&self.state.synced()?);
         self.state
-            .record_sync(key.organization_id(), &plan.next_state, &hash, &times)?;
+            .record_sync(key.organization_id(), &next_state, &hash, &times)?;
         Ok(report)
     }
 }

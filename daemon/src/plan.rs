@@ -52,7 +52,8 @@ pub struct PlanOptions {
     pub max_removal_percent: u32,
 }
 
-/// Everything a run needs to decide and report.
+/// Everything a run needs to decide and report. The import requests, their hash and the next
+/// state are derived on demand from the same data, so a dry run never builds them.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub users: UsersByState,
@@ -64,20 +65,139 @@ pub struct Plan {
     pub refusal: Option<Refusal>,
     /// Users that share an email with another entry. A sync is refused while there are any.
     pub conflicts: Vec<SkippedEntry>,
-    /// The requests to send, in order.
-    pub requests: Vec<ImportRequest>,
-    /// Hash of the directory-derived requests; equal hashes mean the directory did not change.
-    pub hash_payload: String,
-    /// Whether the requests remove members that vanished from the directory. Those removals are
-    /// not part of the hash (they change state, so they are always sent).
-    pub has_missing_removals: bool,
-    /// The state to record once every request is accepted.
-    pub next_state: SyncedState,
+    options: PlanOptions,
+    users_synced: bool,
+    groups_synced: bool,
 }
 
 impl Plan {
     pub fn users_read(&self) -> usize {
         self.users.len() + self.skipped.len()
+    }
+
+    /// The members the directory yields, sorted by (email, externalId), with `deleted` set for
+    /// deleted users and, with `remove_disabled`, disabled ones.
+    fn directory_members(&self) -> Vec<ImportMember> {
+        if !self.users_synced {
+            return Vec::new();
+        }
+        let remove_disabled = self.options.remove_disabled;
+        let mut members: Vec<ImportMember> = [
+            (&self.users.enabled, false),
+            (&self.users.disabled, remove_disabled),
+            (&self.users.deleted, true),
+        ]
+        .into_iter()
+        .flat_map(|(users, deleted)| {
+            users.iter().map(move |u| ImportMember {
+                email: u.email.clone(),
+                external_id: u.external_id.clone(),
+                deleted,
+            })
+        })
+        .collect();
+        members.sort_by(|a, b| (&a.email, &a.external_id).cmp(&(&b.email, &b.external_id)));
+        members
+    }
+
+    /// Members orgsync synced before that the directory no longer returns, sent as deleted.
+    fn missing_members(&self) -> impl Iterator<Item = ImportMember> + '_ {
+        self.diff
+            .remove
+            .iter()
+            .filter(|r| r.reason == RemovalReason::Missing && self.options.remove_missing_users)
+            .map(|r| ImportMember {
+                email: r.email.clone(),
+                external_id: r.external_id.clone(),
+                deleted: true,
+            })
+    }
+
+    fn import_groups(&self) -> Vec<ImportGroup> {
+        self.groups
+            .iter()
+            .map(|g| ImportGroup {
+                name: g.name.clone(),
+                external_id: g.external_id.clone(),
+                member_external_ids: g.member_external_ids.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether the requests remove members that vanished from the directory. Those removals are
+    /// not part of the hash (they change state, so they are always sent).
+    pub fn has_missing_removals(&self) -> bool {
+        self.missing_members().next().is_some()
+    }
+
+    /// The requests to send, in order.
+    pub fn requests(&self) -> Vec<ImportRequest> {
+        let mut members = self.directory_members();
+        members.extend(self.missing_members());
+        build_requests(members, self.import_groups(), &self.options)
+    }
+
+    /// Directory Connector's change-detection hash of the directory-derived requests (without
+    /// the missing-user removals): base64(SHA-256(api URL + organization id + payload JSON)),
+    /// where the payload is the request object, or the array when batched. The JSON is streamed
+    /// into the hash, never built as one string.
+    pub fn request_hash(&self, api_url: &str, organization_id: &str) -> String {
+        let requests = build_requests(self.directory_members(), self.import_groups(), &self.options);
+        let mut hasher = HashWriter(Sha256::new());
+        hasher.0.update(api_url.as_bytes());
+        hasher.0.update(organization_id.as_bytes());
+        let written = match requests.as_slice() {
+            [single] => serde_json::to_writer(&mut hasher, single),
+            many => serde_json::to_writer(&mut hasher, many),
+        };
+        written.expect("import requests always serialise");
+        base64::engine::general_purpose::STANDARD.encode(hasher.0.finalize())
+    }
+
+    /// The state to record once every request is accepted: the members that stay in the
+    /// organization and the groups as sent. What was not synced this time is kept from
+    /// `previous`.
+    pub fn next_state(&self, previous: &SyncedState) -> SyncedState {
+        let members = if self.users_synced {
+            self.directory_members()
+                .into_iter()
+                .filter(|m| !m.deleted)
+                .map(|m| (m.external_id, m.email))
+                .collect()
+        } else {
+            previous.members.clone()
+        };
+        let groups = if self.groups_synced {
+            self.groups
+                .iter()
+                .map(|g| {
+                    (
+                        g.external_id.clone(),
+                        SyncedGroup {
+                            name: g.name.clone(),
+                            members: g.member_external_ids.clone(),
+                        },
+                    )
+                })
+                .collect()
+        } else {
+            previous.groups.clone()
+        };
+        SyncedState { members, groups }
+    }
+}
+
+/// Feeds serialised JSON straight into the hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -131,42 +251,6 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
     } else {
         Vec::new()
     };
-
-    let diff = diff(&members, &missing, &groups, snapshot, state, &active);
-    let refusal = guard(snapshot, state, options, &diff);
-
-    let import_members: Vec<ImportMember> = if snapshot.users.is_some() {
-        members
-            .iter()
-            .map(|m| ImportMember {
-                email: m.email.clone(),
-                external_id: m.user.external_id.clone(),
-                deleted: m.removed,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let import_groups: Vec<ImportGroup> = groups
-        .iter()
-        .map(|g| ImportGroup {
-            name: g.name.clone(),
-            external_id: g.external_id.clone(),
-            member_external_ids: g.member_external_ids.clone(),
-        })
-        .collect();
-    let missing_members: Vec<ImportMember> = if options.remove_missing_users {
-        missing
-            .iter()
-            .map(|(id, email)| ImportMember {
-                email: (*email).clone(),
-                external_id: (*id).clone(),
-                deleted: true,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
     if options.overwrite_existing && !options.remove_missing_users && !missing.is_empty() {
         warnings.push(format!(
             "sync.overwrite_existing is on: the server will remove {} member(s) that are no longer in the directory",
@@ -174,42 +258,8 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         ));
     }
 
-    let hash_payload = payload_json(&build_requests(
-        import_members.clone(),
-        import_groups.clone(),
-        options,
-    ));
-    let has_missing_removals = !missing_members.is_empty();
-    let mut all_members = import_members;
-    all_members.extend(missing_members);
-    let requests = build_requests(all_members, import_groups, options);
-
-    let next_state = SyncedState {
-        members: if snapshot.users.is_some() {
-            active
-                .iter()
-                .map(|(id, email)| (id.to_string(), email.to_string()))
-                .collect()
-        } else {
-            state.members.clone()
-        },
-        groups: if snapshot.groups.is_some() {
-            groups
-                .iter()
-                .map(|g| {
-                    (
-                        g.external_id.clone(),
-                        SyncedGroup {
-                            name: g.name.clone(),
-                            members: g.member_external_ids.clone(),
-                        },
-                    )
-                })
-                .collect()
-        } else {
-            state.groups.clone()
-        },
-    };
+    let diff = diff(&members, &missing, &groups, snapshot, state, &active);
+    let refusal = guard(snapshot, state, options, &diff);
 
     Plan {
         users: users_by_state(&members),
@@ -219,10 +269,9 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         warnings,
         refusal,
         conflicts,
-        requests,
-        hash_payload,
-        has_missing_removals,
-        next_state,
+        options: options.clone(),
+        users_synced: snapshot.users.is_some(),
+        groups_synced: snapshot.groups.is_some(),
     }
 }
 
@@ -531,25 +580,6 @@ fn build_requests(
         invite_users_after_provisioning: invite,
     });
     member_batches.chain(group_batches).collect()
-}
-
-/// The JSON Directory Connector hashes: the request object, or the array when batched.
-fn payload_json(requests: &[ImportRequest]) -> String {
-    let json = match requests {
-        [single] => serde_json::to_string(single),
-        many => serde_json::to_string(many),
-    };
-    json.expect("import requests always serialise")
-}
-
-/// base64(SHA-256(api URL + organization id + payload)), Directory Connector's formula, so an
-/// organization synced by it is not re-posted once just for switching tools.
-pub fn request_hash(api_url: &str, organization_id: &str, payload: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(api_url.as_bytes());
-    hasher.update(organization_id.as_bytes());
-    hasher.update(payload.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(hasher.finalize())
 }
 
 fn users_by_state(members: &[Member<'_>]) -> UsersByState {

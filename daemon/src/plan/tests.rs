@@ -112,9 +112,9 @@ fn first_sync_invites_everyone_and_creates_groups() {
         plan.diff.groups_created[0].added,
         vec!["u0@x.com", "u2@x.com"]
     );
-    assert_eq!(plan.requests.len(), 1);
-    assert_eq!(plan.requests[0].members.len(), 3);
-    assert_eq!(plan.next_state.members.len(), 3);
+    assert_eq!(plan.requests().len(), 1);
+    assert_eq!(plan.requests()[0].members.len(), 3);
+    assert_eq!(plan.next_state(&SyncedState::default()).members.len(), 3);
     assert!(plan.refusal.is_none());
 }
 
@@ -146,15 +146,16 @@ fn missing_disabled_and_deleted_users_are_removed() {
             ("u1", RemovalReason::Deleted),
         ]
     );
-    let deleted: Vec<&str> = plan.requests[0]
+    let requests = plan.requests();
+    let deleted: Vec<&str> = requests[0]
         .members
         .iter()
         .filter(|m| m.deleted)
         .map(|m| m.external_id.as_str())
         .collect();
     assert_eq!(deleted, vec!["u0", "u1", "u18", "u19"]); // directory users, then missing ones
-    assert_eq!(plan.next_state.members.len(), 16);
-    assert!(plan.has_missing_removals);
+    assert_eq!(plan.next_state(&SyncedState::default()).members.len(), 16);
+    assert!(plan.has_missing_removals());
 }
 
 #[test]
@@ -164,7 +165,7 @@ fn disabled_users_stay_without_remove_disabled() {
     let plan = plan(&snapshot(dir, vec![]), &synced(2), &options());
     assert!(plan.diff.remove.is_empty());
     assert_eq!(plan.users.disabled.len(), 1);
-    assert!(plan.requests[0].members.iter().all(|m| !m.deleted));
+    assert!(plan.requests()[0].members.iter().all(|m| !m.deleted));
 }
 
 #[test]
@@ -227,7 +228,7 @@ fn identical_repeats_and_tombstones_of_active_users_are_dropped_quietly() {
     ];
     let plan = plan(&snapshot(dir, vec![]), &SyncedState::default(), &options());
     assert!(plan.conflicts.is_empty());
-    assert_eq!(plan.requests[0].members.len(), 1);
+    assert_eq!(plan.requests()[0].members.len(), 1);
 }
 
 #[test]
@@ -241,7 +242,7 @@ fn users_without_email_are_reported_not_sent() {
     let plan = plan(&snapshot(dir, vec![]), &SyncedState::default(), &options());
     let reasons: Vec<SkipReason> = plan.skipped.iter().map(|s| s.reason).collect();
     assert_eq!(reasons, vec![SkipReason::NoEmail, SkipReason::EmailTooLong]);
-    assert_eq!(plan.requests[0].members.len(), 1);
+    assert_eq!(plan.requests()[0].members.len(), 1);
 }
 
 #[test]
@@ -315,15 +316,15 @@ fn hash_ignores_directory_order_and_missing_removals() {
         &SyncedState::default(),
         &options(),
     );
-    assert_eq!(forward.hash_payload, reversed.hash_payload);
+    assert_eq!(forward.request_hash("api", "org"), reversed.request_hash("api", "org"));
 
     // After u5 is removed (and dropped from the state) the payload is the same as before.
     let with_missing = plan(&snapshot(users(5), vec![]), &synced(6), &options());
-    assert!(with_missing.has_missing_removals);
-    assert_eq!(with_missing.hash_payload, forward.hash_payload);
+    assert!(with_missing.has_missing_removals());
+    assert_eq!(with_missing.request_hash("api", "org"), forward.request_hash("api", "org"));
     assert_ne!(
-        serde_json::to_string(&with_missing.requests).unwrap(),
-        serde_json::to_string(&forward.requests).unwrap()
+        serde_json::to_string(&with_missing.requests()).unwrap(),
+        serde_json::to_string(&forward.requests()).unwrap()
     );
 }
 
@@ -342,7 +343,7 @@ fn large_imports_are_batched_users_first() {
         &options,
     );
     let shape: Vec<(usize, usize, bool)> = plan
-        .requests
+        .requests()
         .iter()
         .map(|r| (r.members.len(), r.groups.len(), r.large_import))
         .collect();
@@ -369,8 +370,8 @@ fn small_imports_stay_single_even_with_large_import_on() {
         &SyncedState::default(),
         &options,
     );
-    assert_eq!(plan.requests.len(), 1);
-    assert!(!plan.requests[0].large_import);
+    assert_eq!(plan.requests().len(), 1);
+    assert!(!plan.requests()[0].large_import);
 }
 
 #[test]
@@ -382,16 +383,22 @@ fn groups_only_sync_keeps_member_state_and_sends_no_members() {
     };
     let state = synced(2);
     let plan = plan(&snap, &state, &options());
-    assert!(plan.requests[0].members.is_empty());
-    assert_eq!(plan.next_state.members, state.members);
+    assert!(plan.requests()[0].members.is_empty());
+    assert_eq!(plan.next_state(&state).members, state.members);
     assert!(plan.diff.remove.is_empty());
 }
 
 #[test]
 fn request_hash_matches_directory_connectors_formula() {
-    // base64(sha256("https://api.example" + "org" + "{}"))
-    assert_eq!(
-        request_hash("https://api.example", "org", "{}"),
-        "Z/Vw4GTT11JQspCMKhYfiCvEtujBkiedDqCenMbXiBo=" // printf %s 'https://api.exampleorg{}' | sha256sum
+    // base64(sha256(api URL + organization id + the request JSON as Directory Connector writes it))
+    let plan = plan(
+        &snapshot(vec![user("u1", Some("1@x"))], vec![]),
+        &SyncedState::default(),
+        &options(),
     );
+    let json = r#"{"groups":[],"members":[{"email":"1@x","externalId":"u1","deleted":false}],"overwriteExisting":false,"largeImport":false,"inviteUsersAfterProvisioning":false}"#;
+    let expected = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(
+        format!("https://api.exampleorg{json}").as_bytes(),
+    ));
+    assert_eq!(plan.request_hash("https://api.example", "org"), expected);
 }

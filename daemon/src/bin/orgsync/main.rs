@@ -504,11 +504,19 @@ fn prompt_secret(prompt: &str) -> Result<String, Failure> {
         .map_err(|e| Failure::Usage(format!("cannot read the secret: {e}")))
 }
 
+/// Streams JSON to stdout: a large report is never built as one string.
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports always serialise")
-    );
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write the report: {e}");
+    }
 }
 
 /// A spinner on stderr while the directory is read; invisible when stderr is not a terminal.
