@@ -919,6 +919,10 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), ConfigError> {
         }
         let tmp = path.with_extension("toml.tmp");
         std::fs::write(&tmp, text)?;
+        // Keep the mode an admin gave the file (e.g. root:orgsync 0640 on a server).
+        if let Ok(existing) = std::fs::metadata(path) {
+            std::fs::set_permissions(&tmp, existing.permissions())?;
+        }
         std::fs::rename(&tmp, path)
     };
     write().map_err(|source| ConfigError::Write {
