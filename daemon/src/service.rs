@@ -188,6 +188,16 @@ impl Service {
         };
         *current = Some(run.clone());
         drop(current);
+        // Recorded at once, so the id is never handed out twice and a run cut short by a crash
+        // still shows in the history; `end` overwrites it with the outcome.
+        let mut placeholder = record_for(&run, Instant::now());
+        placeholder.outcome = RunOutcome::Interrupted;
+        placeholder.error = Some("orgsyncd stopped during this run".into());
+        if let Ok(json) = serde_json::to_string(&placeholder)
+            && let Err(e) = self.inner.state.record_run(run.id, &json)
+        {
+            tracing::error!("cannot record run {} in the history: {e}", run.id);
+        }
         tracing::info!(run = run.id, ?kind, ?trigger, "run started");
         self.emit(Event::RunStarted { run: run.clone() });
         Ok(run)
@@ -349,6 +359,55 @@ impl Service {
         }
     }
 
+    /// Follows the config file with inotify (no polling, so an idle daemon stays asleep) and
+    /// applies hand edits at once, so a changed schedule takes effect without waiting for the
+    /// old timer. Returns when `shutdown` turns true.
+    pub async fn watch_config(&self, mut shutdown: watch::Receiver<bool>) {
+        let path = self.inner.paths.config_file.clone();
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return;
+        };
+        let watch = || -> std::io::Result<inotify::EventStream<[u8; 4096]>> {
+            std::fs::create_dir_all(dir)?;
+            let inotify = inotify::Inotify::init()?;
+            // Editors and `config set` replace the file, so watch its directory.
+            inotify.watches().add(
+                dir,
+                inotify::WatchMask::CLOSE_WRITE
+                    | inotify::WatchMask::MOVED_TO
+                    | inotify::WatchMask::CREATE
+                    | inotify::WatchMask::DELETE,
+            )?;
+            inotify.into_event_stream([0u8; 4096])
+        };
+        let mut events = match watch() {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch {} ({e}); hand edits apply at the next run",
+                    dir.display()
+                );
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                event = futures_util::StreamExt::next(&mut events) => match event {
+                    Some(Ok(event)) if event.name.as_deref() == Some(name) => {
+                        self.config();
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!("watching the config file failed ({e}); hand edits apply at the next run");
+                        return;
+                    }
+                    None => return,
+                },
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
     async fn scheduled_tick(&self) {
         match self.begin(RunKind::Sync, RunTrigger::Schedule) {
             Ok(run) => {
@@ -409,11 +468,16 @@ impl Service {
         self.installation_status()
     }
 
+    /// Finished runs, newest first. The run in progress is in `status`, not here (its record is
+    /// only a placeholder until it ends).
     pub fn history(&self, limit: usize) -> Result<Vec<RunRecord>, ServiceError> {
-        let runs = self.inner.state.runs(limit).map_err(internal)?;
+        let running = self.inner.current.lock().expect("run lock").as_ref().map(|r| r.id);
+        let runs = self.inner.state.runs(limit + 1).map_err(internal)?;
         Ok(runs
             .iter()
-            .filter_map(|json| serde_json::from_str(json).ok())
+            .filter_map(|json| serde_json::from_str::<RunRecord>(json).ok())
+            .filter(|record| Some(record.id) != running)
+            .take(limit)
             .collect())
     }
 
@@ -483,6 +547,11 @@ impl Service {
 
     pub fn status(&self) -> Result<DaemonStatus, ServiceError> {
         let config = self.config();
+        // Each lock in its own statement: a guard held across `history` (which takes the run
+        // lock too) would deadlock.
+        let current_run = self.inner.current.lock().expect("run lock").clone();
+        let next_run_at = *self.inner.next_run_at.lock().expect("next run lock");
+        let last_run = self.history(1)?.into_iter().next();
         let schedule = Schedule::from_config(&config.sync)
             .map(|s| s.describe())
             .unwrap_or_else(|e| format!("invalid: {e}"));
@@ -492,14 +561,9 @@ impl Service {
             pid: std::process::id(),
             polling: self.polling(),
             schedule,
-            next_run_at: self
-                .inner
-                .next_run_at
-                .lock()
-                .expect("next run lock")
-                .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true)),
-            current_run: self.inner.current.lock().expect("run lock").clone(),
-            last_run: self.history(1)?.into_iter().next(),
+            next_run_at: next_run_at.map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            current_run,
+            last_run,
             consecutive_failures: self.inner.failures.load(Ordering::SeqCst),
             directory_type: "ldap".into(),
             installation: self.installation_status()?,

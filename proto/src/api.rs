@@ -79,6 +79,9 @@ pub enum RunOutcome {
     Failed,
     /// A scheduled run was skipped because another run was in progress.
     Skipped,
+    /// orgsyncd stopped (crash, kill, or a stop that outlasted the grace period) during the run.
+    /// Nothing was recorded as synced; the next run sends everything again.
+    Interrupted,
 }
 
 /// A run in progress.

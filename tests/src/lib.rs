@@ -2,6 +2,8 @@
 //! real binaries against them.
 //!
 //! - [`cli`]: runs the real `orgsync` binary in an isolated installation.
+//! - [`daemon`]: starts and stops the real `orgsyncd` for such an installation (SIGTERM, SIGKILL)
+//!   and finds its API (`daemon.json`, `api-token`).
 //! - [`tls`]: a throw-away CA and server certificates (openssl).
 //! - [`orgserver`]: an emulated Bitwarden / Vaultwarden organization server (API-key login and
 //!   organization import) with test controls.
@@ -12,6 +14,7 @@
 //! - [`samba`]: a private Samba AD domain controller per test on its own 127.0.0.N.
 
 pub mod cli;
+pub mod daemon;
 pub mod ldif;
 pub mod orgserver;
 pub mod ports;

@@ -157,6 +157,11 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         let stop = stop_rx.clone();
         async move { service.poll(stop).await }
     });
+    let watcher = tokio::spawn({
+        let service = service.clone();
+        let stop = stop_rx.clone();
+        async move { service.watch_config(stop).await }
+    });
     let stopping = {
         let service = service.clone();
         async move {
@@ -188,6 +193,7 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), poller).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
     let _ = std::fs::remove_file(&daemon_file);
     served.map_err(|e| (1, format!("the API server failed: {e}")))?;
     tracing::info!("stopped");
