@@ -1285,6 +1285,11 @@ async fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
         !rest.iter().any(|e| matches!(e, Event::RunStarted { .. })),
         "no run starts while stopping: {rest:#?}"
     );
+    assert!(
+        rest.iter()
+            .any(|e| matches!(e, Event::RunFinished { record } if record.id == id)),
+        "followers see the end of the run before the stream closes: {rest:#?}"
+    );
     // The run finished: the organization got the import, and the state says so.
     assert_eq!(server.import_count(), 1, "the run in progress completed");
     assert_eq!(org_emails(&server), emails_of(&PEOPLE));

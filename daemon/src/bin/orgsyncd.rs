@@ -167,8 +167,10 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         async move {
             shutdown_signal().await;
             tracing::info!("stopping: no new runs");
-            let _ = stop_tx.send(true);
             service.shutdown(SHUTDOWN_GRACE).await;
+            // Only now end the poller and the event streams, so followers (the tray) still
+            // receive the end of the run that was in progress.
+            let _ = stop_tx.send(true);
         }
     };
     let (stopped_tx, _) = tokio::sync::broadcast::channel::<()>(1);
