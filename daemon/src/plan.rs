@@ -142,7 +142,11 @@ impl Plan {
     /// where the payload is the request object, or the array when batched. The JSON is streamed
     /// into the hash, never built as one string.
     pub fn request_hash(&self, api_url: &str, organization_id: &str) -> String {
-        let requests = build_requests(self.directory_members(), self.import_groups(), &self.options);
+        let requests = build_requests(
+            self.directory_members(),
+            self.import_groups(),
+            &self.options,
+        );
         let mut hasher = HashWriter(Sha256::new());
         hasher.0.update(api_url.as_bytes());
         hasher.0.update(organization_id.as_bytes());

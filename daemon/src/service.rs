@@ -471,7 +471,13 @@ impl Service {
     /// Finished runs, newest first. The run in progress is in `status`, not here (its record is
     /// only a placeholder until it ends).
     pub fn history(&self, limit: usize) -> Result<Vec<RunRecord>, ServiceError> {
-        let running = self.inner.current.lock().expect("run lock").as_ref().map(|r| r.id);
+        let running = self
+            .inner
+            .current
+            .lock()
+            .expect("run lock")
+            .as_ref()
+            .map(|r| r.id);
         let runs = self.inner.state.runs(limit + 1).map_err(internal)?;
         Ok(runs
             .iter()

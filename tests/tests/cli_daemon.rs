@@ -29,7 +29,11 @@ async fn cli_commands_go_through_a_running_daemon_with_the_same_output() {
 
     // Without a daemon: `daemon status` says so and exits 3; other commands work directly.
     let out = inst.run(&["daemon", "status"]).expect_code(3);
-    assert!(out.stderr.contains("orgsyncd is not running"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("orgsyncd is not running"),
+        "{}",
+        out.stderr
+    );
     let direct_test = inst.run(&["test", "--json"]).ok().json();
 
     let daemon = Daemon::start(&inst);
@@ -46,10 +50,22 @@ async fn cli_commands_go_through_a_running_daemon_with_the_same_output() {
         inst.run(&["sync", "--json"]).ok().json()["outcome"],
         "unchanged"
     );
-    assert!(!inst.run(&["last-sync", "groups"]).ok().stdout.trim().is_empty());
+    assert!(
+        !inst
+            .run(&["last-sync", "groups"])
+            .ok()
+            .stdout
+            .trim()
+            .is_empty()
+    );
     let status = inst.run(&["status", "--json"]).ok().json();
     assert_eq!(status["syncedMembers"], 3);
-    assert!(inst.run(&["status"]).ok().stdout.contains("Daemon:           running at"));
+    assert!(
+        inst.run(&["status"])
+            .ok()
+            .stdout
+            .contains("Daemon:           running at")
+    );
 
     // Config changes go through the daemon, which validates them and applies them at once.
     let out = inst
@@ -62,7 +78,13 @@ async fn cli_commands_go_through_a_running_daemon_with_the_same_output() {
     inst.run(&["config", "unset", "sync.user_filter"]).ok();
 
     inst.run(&["clear-cache"]).ok();
-    assert!(inst.run(&["last-sync", "users"]).ok().stdout.trim().is_empty());
+    assert!(
+        inst.run(&["last-sync", "users"])
+            .ok()
+            .stdout
+            .trim()
+            .is_empty()
+    );
 
     // `orgsync daemon ...`
     let status = inst.run(&["daemon", "status"]).ok().stdout;

@@ -316,12 +316,18 @@ fn hash_ignores_directory_order_and_missing_removals() {
         &SyncedState::default(),
         &options(),
     );
-    assert_eq!(forward.request_hash("api", "org"), reversed.request_hash("api", "org"));
+    assert_eq!(
+        forward.request_hash("api", "org"),
+        reversed.request_hash("api", "org")
+    );
 
     // After u5 is removed (and dropped from the state) the payload is the same as before.
     let with_missing = plan(&snapshot(users(5), vec![]), &synced(6), &options());
     assert!(with_missing.has_missing_removals());
-    assert_eq!(with_missing.request_hash("api", "org"), forward.request_hash("api", "org"));
+    assert_eq!(
+        with_missing.request_hash("api", "org"),
+        forward.request_hash("api", "org")
+    );
     assert_ne!(
         serde_json::to_string(&with_missing.requests()).unwrap(),
         serde_json::to_string(&forward.requests()).unwrap()
