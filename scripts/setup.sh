@@ -6,10 +6,16 @@
 #   samba samba-ad-dc ...     a private Active Directory domain controller for the AD tests
 #   openssl                   test certificate authorities
 #   dbus dbus-bin gnome-keyring  a private Secret Service keyring for the keyring tests
+#   libgtk-3-dev              building orgsync-tray (tao / tray-icon link GTK 3)
+#   libayatana-appindicator3-1  the tray icon at run time (loaded with dlopen)
+#   xvfb xauth x11-utils trayer xdotool imagemagick dunst
+#                             the tray's smoke test: a virtual X display, a tray host, finding and
+#                             clicking the icon, a screenshot, a notification daemon
 set -euo pipefail
 
 packages=(slapd ldap-utils openssl ca-certificates samba samba-ad-dc samba-ad-provision ldb-tools
-  dbus dbus-bin gnome-keyring)
+  dbus dbus-bin gnome-keyring
+  libgtk-3-dev libayatana-appindicator3-1 xvfb xauth x11-utils trayer xdotool imagemagick dunst)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -20,8 +20,7 @@ use futures_util::{Stream, StreamExt};
 use orgsync_proto::InstallationStatus;
 use orgsync_proto::api::*;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio::sync::{broadcast, watch};
 use utoipa::OpenApi;
 
 use crate::engine::RunError;
@@ -300,21 +299,41 @@ async fn history(
 async fn events(
     State(state): State<ApiState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let mut shutdown = state.shutdown.clone();
-    let stopping = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    };
-    let stream = BroadcastStream::new(state.service.subscribe())
-        .filter_map(|event| async move {
-            // A slow reader that lagged behind just misses events; `status` catches it up.
-            let event = event.ok()?;
-            SseEvent::default()
-                .event(event.name())
-                .json_data(&event)
-                .ok()
-                .map(Ok)
-        })
-        .take_until(Box::pin(stopping));
+    let receiver = state.service.subscribe();
+    let stream = futures_util::stream::unfold(
+        (receiver, state.shutdown.clone(), false),
+        |(mut receiver, mut shutdown, stopping)| async move {
+            if stopping {
+                // The daemon is stopping: hand out what is already queued (the end of the last
+                // run), then end the stream so shutdown is not held open.
+                let event = receiver.try_recv().ok()?;
+                return Some((Some(event), (receiver, shutdown, true)));
+            }
+            let next = tokio::select! {
+                // Events first: one that is ready is never lost to a simultaneous stop.
+                biased;
+                received = receiver.recv() => Some(received),
+                _ = shutdown.wait_for(|stop| *stop) => None,
+            };
+            match next {
+                Some(Ok(event)) => Some((Some(event), (receiver, shutdown, false))),
+                // A slow reader that lagged just misses events; `status` catches it up.
+                Some(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    Some((None, (receiver, shutdown, false)))
+                }
+                Some(Err(broadcast::error::RecvError::Closed)) => None,
+                None => Some((None, (receiver, shutdown, true))),
+            }
+        },
+    )
+    .filter_map(|event| async move {
+        let event = event?;
+        SseEvent::default()
+            .event(event.name())
+            .json_data(&event)
+            .ok()
+            .map(Ok)
+    });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

@@ -203,9 +203,10 @@ impl Service {
         Ok(run)
     }
 
-    /// Releases the run slot, records the run and announces it.
+    /// Records the run, releases the run slot and announces it.
     fn end(&self, record: RunRecord) {
-        *self.inner.current.lock().expect("run lock") = None;
+        // Record first, then free the slot: until then `history` hides this run, so nobody sees
+        // the start-time placeholder of a run that has in fact finished.
         match serde_json::to_string(&record) {
             Ok(json) => {
                 if let Err(e) = self.inner.state.record_run(record.id, &json) {
@@ -214,6 +215,7 @@ impl Service {
             }
             Err(e) => tracing::error!("cannot encode run {}: {e}", record.id),
         }
+        *self.inner.current.lock().expect("run lock") = None;
         match record.outcome {
             RunOutcome::Failed => {
                 tracing::warn!(
