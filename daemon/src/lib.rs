@@ -8,7 +8,8 @@ pub mod config;
 pub mod directory;
 pub mod engine;
 pub mod org;
-pub mod paths;
+/// Where an installation lives (shared with the tray, so it is in `proto`).
+pub use orgsync_proto::paths;
 pub mod plan;
 pub mod schedule;
 pub mod secrets;

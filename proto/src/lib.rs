@@ -8,6 +8,7 @@
 pub mod api;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod paths;
 pub mod report;
 
 pub use report::*;

@@ -17,7 +17,6 @@
 pub mod actions;
 pub mod controller;
 pub mod icons;
-pub mod installation;
 pub mod model;
 pub mod notifications;
 pub mod report;

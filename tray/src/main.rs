@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use orgsync_tray::installation::Installation;
+use orgsync_proto::paths::Paths;
 
 /// orgsync's tray icon: the sync daemon's state at a glance and its controls.
 #[derive(Debug, Parser)]
@@ -32,7 +32,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.verbose);
-    let installation = match Installation::resolve(args.config) {
+    let installation = match Paths::resolve(args.config) {
         Ok(installation) => installation,
         Err(e) => {
             tracing::error!("{e}");

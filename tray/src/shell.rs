@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use orgsync_proto::paths::Paths;
 use orgsync_tray::actions;
 use orgsync_tray::controller::{Command, Controller, Timing, Update, desktop_notes};
 use orgsync_tray::icons;
-use orgsync_tray::installation::Installation;
 use orgsync_tray::model::{MenuId, STATUS_LINES, TrayState, View};
 use tao::event::{Event, StartCause};
 use tao::event_loop::{ControlFlow, EventLoopBuilder};
@@ -33,7 +33,7 @@ enum UserEvent {
     Signal,
 }
 
-pub fn run(installation: Installation) -> ExitCode {
+pub fn run(installation: Paths) -> ExitCode {
     let scratch = match scratch_dir() {
         Ok(dir) => dir,
         Err(e) => {
@@ -48,7 +48,7 @@ pub fn run(installation: Installation) -> ExitCode {
     code
 }
 
-fn run_in(installation: Installation, scratch: &Path) -> ExitCode {
+fn run_in(installation: Paths, scratch: &Path) -> ExitCode {
     // tao panics when GTK cannot start (e.g. the display refuses us); say it in our words too.
     let built =
         std::panic::catch_unwind(|| EventLoopBuilder::<UserEvent>::with_user_event().build());
