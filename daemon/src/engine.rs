@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use orgsync_proto::{Refusal, SCHEMA_VERSION, SkippedEntry, SyncOutcome, SyncReport, TestReport};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::config::{ConfigError, ResolvedConfig, ResolvedServer};
 use crate::directory::ldap::LdapDirectory;
@@ -67,16 +66,13 @@ pub struct SyncOptions {
     pub allow_removals: bool,
 }
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+fn now() -> DateTime<Utc> {
+    Utc::now()
 }
 
 /// RFC 3339 with milliseconds, e.g. `2026-11-25T22:28:46.596Z`.
-fn rfc3339(at: OffsetDateTime) -> String {
-    let at = at
-        .replace_millisecond(at.millisecond())
-        .expect("a millisecond of the same time is valid");
-    at.format(&Rfc3339).expect("UTC times always format")
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 impl Context {
@@ -140,7 +136,7 @@ impl Context {
         key: &ApiKey,
         force_new: bool,
     ) -> Result<AccessToken, RunError> {
-        let now = now().unix_timestamp();
+        let now = now().timestamp();
         if !force_new
             && let Some(stored) = self.secrets.get(SecretKey::AccessToken)?
             && let Some(token) = AccessToken::from_stored(&stored)
@@ -271,7 +267,7 @@ pub async fn login(
 ) -> Result<(), RunError> {
     crate::org::validate_client_id(&key.client_id).map_err(RunError::Usage)?;
     let client = OrgClient::new(server, &state.device_id()?)?;
-    let token = client.login(key, now().unix_timestamp()).await?;
+    let token = client.login(key, now().timestamp()).await?;
     let organization = key.organization_id().to_string();
     if let Some(previous) = state.organization_id()?
         && previous != organization
