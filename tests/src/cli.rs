@@ -164,6 +164,13 @@ impl Installation {
         .ok();
     }
 
+    /// Points the installation at the organization server `server` and logs in with its API key.
+    pub fn login_to(&self, server: &crate::orgserver::OrgServer) {
+        self.set("server.url", &server.base_url());
+        self.run(&["login", &server.client_id(), &server.client_secret()])
+            .ok();
+    }
+
     /// Points the installation at a test slapd over plain LDAP, with people under `ou=people`
     /// and groups under `ou=groups`, bound as the rootdn.
     pub fn use_slapd(&self, slapd: &Slapd) {

@@ -17,9 +17,7 @@ fn ad_installation(dc: &SambaDc, server: &OrgServer) -> Installation {
     inst.set("ldap.page_size", "200");
     inst.set("sync.group_path", "OU=Groups");
     inst.set_secret("ldap.bind_password", &dc.admin_bind().1);
-    inst.set("server.url", &server.base_url());
-    inst.run(&["login", &server.client_id(), &server.client_secret()])
-        .ok();
+    inst.login_to(server);
     inst
 }
 

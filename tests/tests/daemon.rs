@@ -76,9 +76,7 @@ async fn setup() -> (Slapd, OrgServer, Installation) {
 }
 
 fn login(inst: &Installation, server: &OrgServer) {
-    inst.set("server.url", &server.base_url());
-    inst.run(&["login", &server.client_id(), &server.client_secret()])
-        .ok();
+    inst.login_to(server);
 }
 
 fn email(uid: &str) -> String {
@@ -97,15 +95,6 @@ fn org_emails(server: &OrgServer) -> BTreeSet<String> {
         .filter(|m| m.external_id.is_some() && m.status != MemberStatus::Revoked)
         .map(|m| m.email)
         .collect()
-}
-
-fn org_group(server: &OrgServer, name: &str) -> BTreeSet<String> {
-    server
-        .groups()
-        .into_iter()
-        .find(|g| g.name == name)
-        .unwrap_or_else(|| panic!("group {name} missing from {:?}", server.groups()))
-        .member_emails
 }
 
 /// How many imports the organization server answered with `status`.
@@ -811,10 +800,10 @@ async fn a_short_schedule_syncs_the_organization_without_being_asked() {
     )
     .await;
     assert_eq!(
-        org_group(&server, "engineering"),
+        server.group_emails("engineering"),
         emails_of(&["alice", "bob"])
     );
-    assert_eq!(org_group(&server, "sales"), emails_of(&["carol", "dave"]));
+    assert_eq!(server.group_emails("sales"), emails_of(&["carol", "dave"]));
 
     // Later ticks find nothing new and send nothing.
     let runs = history_until(
@@ -1386,9 +1375,9 @@ async fn kill_9_during_a_run_then_restart_ends_with_the_right_organization() {
         emails_of(&["alice", "bob", "dave", "frank"]),
         "the organization matches the directory"
     );
-    assert_eq!(org_group(&server, "sales"), emails_of(&["dave", "frank"]));
+    assert_eq!(server.group_emails("sales"), emails_of(&["dave", "frank"]));
     assert_eq!(
-        org_group(&server, "engineering"),
+        server.group_emails("engineering"),
         emails_of(&["alice", "bob"])
     );
     let again = sync_now(&daemon).await;

@@ -47,23 +47,12 @@ async fn org(flavour: Flavour) -> OrgServer {
 fn installation(slapd: &Slapd, server: &OrgServer) -> Installation {
     let inst = Installation::new();
     inst.use_slapd(slapd);
-    inst.set("server.url", &server.base_url());
-    inst.run(&["login", &server.client_id(), &server.client_secret()])
-        .ok();
+    inst.login_to(server);
     inst
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
-}
-
-fn group_members(server: &OrgServer, name: &str) -> BTreeSet<String> {
-    server
-        .groups()
-        .into_iter()
-        .find(|g| g.name == name)
-        .unwrap_or_else(|| panic!("group {name} missing from {:?}", server.groups()))
-        .member_emails
 }
 
 fn strings(value: &serde_json::Value) -> Vec<String> {
@@ -132,14 +121,14 @@ async fn test_then_sync_then_unchanged_then_changes_then_clear_cache() {
         ])
     );
     assert_eq!(
-        group_members(&server, "engineering"),
+        server.group_emails("engineering"),
         set(&["alice@example.org", "bob@example.org", "carol@example.org"])
     );
     assert_eq!(
-        group_members(&server, "platform"),
+        server.group_emails("platform"),
         set(&["bob@example.org", "carol@example.org"])
     );
-    assert_eq!(group_members(&server, "sales"), set(&["dave@example.org"]));
+    assert_eq!(server.group_emails("sales"), set(&["dave@example.org"]));
     assert_eq!(server.import_count(), 1);
     assert!(
         !inst
@@ -195,9 +184,9 @@ async fn test_then_sync_then_unchanged_then_changes_then_clear_cache() {
             "frank@example.org"
         ])
     );
-    assert_eq!(group_members(&server, "sales"), set(&["frank@example.org"]));
+    assert_eq!(server.group_emails("sales"), set(&["frank@example.org"]));
     assert_eq!(
-        group_members(&server, "engineering"),
+        server.group_emails("engineering"),
         set(&["alice@example.org", "bob@example.org"])
     );
     assert_eq!(server.import_count(), 2);
@@ -332,7 +321,7 @@ async fn posix_groups_unique_members_and_synthesised_emails() {
         set(&["ann@corp.example", "ben@corp.example", "cy@corp.example"])
     );
     assert_eq!(
-        group_members(&server, "devs"),
+        server.group_emails("devs"),
         set(&["ann@corp.example", "ben@corp.example"])
     );
 
@@ -340,7 +329,7 @@ async fn posix_groups_unique_members_and_synthesised_emails() {
     inst.set("sync.group_object_class", "groupOfUniqueNames");
     inst.set("sync.member_attribute", "uniqueMember");
     inst.run(&["sync"]).ok();
-    assert_eq!(group_members(&server, "leads"), set(&["cy@corp.example"]));
+    assert_eq!(server.group_emails("leads"), set(&["cy@corp.example"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,7 +358,7 @@ async fn locked_accounts_are_disabled_by_the_configured_filter_and_removed() {
     assert_eq!(report["diff"]["remove"][0]["reason"], "disabled");
     inst.run(&["sync"]).ok();
     assert!(!server.managed_emails().contains("bob@example.org"));
-    assert!(!group_members(&server, "backend").contains("bob@example.org"));
+    assert!(!server.group_emails("backend").contains("bob@example.org"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,9 +60,7 @@ async fn setup(people: &[&str]) -> (Slapd, OrgServer, Installation) {
     let inst = Installation::new();
     daemon::use_free_port(&inst);
     inst.use_slapd(&slapd);
-    inst.set("server.url", &server.base_url());
-    inst.run(&["login", &server.client_id(), &server.client_secret()])
-        .ok();
+    inst.login_to(&server);
     (slapd, server, inst)
 }
 

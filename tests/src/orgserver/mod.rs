@@ -310,6 +310,21 @@ impl OrgServer {
             .collect()
     }
 
+    /// The member emails of the group named `name`.
+    ///
+    /// # Panics
+    /// When there is no such group.
+    #[track_caller]
+    pub fn group_emails(&self, name: &str) -> BTreeSet<String> {
+        let groups = self.groups();
+        groups
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap_or_else(|| panic!("group {name} missing from {groups:?}"))
+            .member_emails
+            .clone()
+    }
+
     /// Every request to the emulated API so far (not `/_test/`), oldest first, including the
     /// failed ones.
     pub fn requests(&self) -> Vec<RecordedRequest> {
