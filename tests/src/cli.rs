@@ -31,6 +31,15 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The `email` of each entry of a JSON list from a report (e.g. `report["users"]["enabled"]`).
+pub fn emails(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|entry| entry["email"].as_str().expect("an email"))
+        .collect()
+}
+
 /// What a command printed and how it exited.
 #[derive(Debug)]
 pub struct Run {
@@ -148,6 +157,12 @@ impl Installation {
     /// Runs `orgsync <args>`.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with_stdin(args, None)
+    }
+
+    /// `orgsync last-sync users|groups`: the time, or `None` if never.
+    pub fn last_sync(&self, what: &str) -> Option<String> {
+        let out = self.run(&["last-sync", what]).ok().stdout;
+        Some(out.trim().to_string()).filter(|t| !t.is_empty())
     }
 
     /// `orgsync config set KEY VALUE`, which must succeed.

@@ -2,7 +2,7 @@
 //! objectGUID as external id, userAccountControl for disabled users, nested groups, deleted
 //! objects (tombstones), paged results and LDAPS with a CA the harness made.
 
-use testkit::cli::Installation;
+use testkit::cli::{Installation, emails};
 use testkit::orgserver::{OrgServer, OrgServerOptions};
 use testkit::samba::{SambaDc, SambaOptions};
 
@@ -43,12 +43,7 @@ async fn active_directory_users_groups_disabled_and_deleted() {
     let inst = ad_installation(&dc, &server);
 
     let report = inst.run(&["test", "--json"]).ok().json();
-    let enabled: Vec<&str> = report["users"]["enabled"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["email"].as_str().unwrap())
-        .collect();
+    let enabled = emails(&report["users"]["enabled"]);
     assert_eq!(enabled, ["alice@test.lan", "bob@test.lan", "dave@test.lan"]);
     assert_eq!(report["users"]["disabled"][0]["email"], "carol@test.lan");
     assert_eq!(

@@ -50,14 +50,7 @@ async fn cli_commands_go_through_a_running_daemon_with_the_same_output() {
         inst.run(&["sync", "--json"]).ok().json()["outcome"],
         "unchanged"
     );
-    assert!(
-        !inst
-            .run(&["last-sync", "groups"])
-            .ok()
-            .stdout
-            .trim()
-            .is_empty()
-    );
+    assert!(inst.last_sync("groups").is_some());
     let status = inst.run(&["status", "--json"]).ok().json();
     assert_eq!(status["syncedMembers"], 3);
     assert!(
@@ -78,13 +71,7 @@ async fn cli_commands_go_through_a_running_daemon_with_the_same_output() {
     inst.run(&["config", "unset", "sync.user_filter"]).ok();
 
     inst.run(&["clear-cache"]).ok();
-    assert!(
-        inst.run(&["last-sync", "users"])
-            .ok()
-            .stdout
-            .trim()
-            .is_empty()
-    );
+    assert!(inst.last_sync("users").is_none());
 
     // `orgsync daemon ...`
     let status = inst.run(&["daemon", "status"]).ok().stdout;

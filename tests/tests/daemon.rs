@@ -23,7 +23,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use testkit::cli::Installation;
 use testkit::daemon::{self, Daemon, Stopped};
-use testkit::orgserver::{MemberStatus, OrgServer, OrgServerOptions};
+use testkit::orgserver::{OrgServer, OrgServerOptions};
 use testkit::slapd::{Slapd, SlapdOptions};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -85,16 +85,6 @@ fn email(uid: &str) -> String {
 
 fn emails_of(uids: &[&str]) -> BTreeSet<String> {
     uids.iter().map(|uid| email(uid)).collect()
-}
-
-/// The organization's directory-managed members that have access.
-fn org_emails(server: &OrgServer) -> BTreeSet<String> {
-    server
-        .members()
-        .into_iter()
-        .filter(|m| m.external_id.is_some() && m.status != MemberStatus::Revoked)
-        .map(|m| m.email)
-        .collect()
 }
 
 /// How many imports the organization server answered with `status`.
@@ -188,7 +178,7 @@ async fn org_until(
         if ok(server) {
             Ok(())
         } else {
-            Err(format!("members {:?}", org_emails(server)))
+            Err(format!("members {:?}", server.managed_emails()))
         }
     })
     .await
@@ -796,7 +786,7 @@ async fn a_short_schedule_syncs_the_organization_without_being_asked() {
         &server,
         "the directory's people appear in the organization",
         Duration::from_secs(15),
-        |s| org_emails(s) == emails_of(&PEOPLE),
+        |s| s.managed_emails() == emails_of(&PEOPLE),
     )
     .await;
     assert_eq!(
@@ -846,7 +836,7 @@ async fn a_short_schedule_syncs_the_organization_without_being_asked() {
         &server,
         "frank is invited by the schedule",
         Duration::from_secs(15),
-        |s| org_emails(s).contains("frank@example.org"),
+        |s| s.managed_emails().contains("frank@example.org"),
     )
     .await;
     let runs = history_until(
@@ -963,7 +953,7 @@ async fn sync_now_during_a_run_gets_409_with_the_running_id_and_ticks_are_skippe
     let record = finished_run(&daemon, id, Duration::from_secs(20)).await;
     assert_eq!(record.outcome, RunOutcome::Synced, "{record:#?}");
     assert_eq!(record.trigger, RunTrigger::Manual);
-    assert_eq!(org_emails(&server), emails_of(&PEOPLE));
+    assert_eq!(server.managed_emails(), emails_of(&PEOPLE));
     assert_eq!(server.import_count(), 1);
 
     // And the slot is free again.
@@ -1023,7 +1013,7 @@ async fn events_deliver_run_started_then_finished_for_an_api_sync() {
             .all(|e| matches!(e, Event::RunProgress { .. })),
         "only progress between start and finish: {seen:#?}"
     );
-    assert_eq!(org_emails(&server), emails_of(&PEOPLE));
+    assert_eq!(server.managed_emails(), emails_of(&PEOPLE));
 
     // A failed run ends with runFailed, in order too.
     server.fail_next("/organization/import", 400, None, 1);
@@ -1200,7 +1190,7 @@ async fn a_hand_edited_schedule_takes_effect_without_an_api_call() {
         &server,
         "the hand-edited schedule syncs the organization (no API call was made)",
         Duration::from_secs(10),
-        |s| org_emails(s) == emails_of(&PEOPLE),
+        |s| s.managed_emails() == emails_of(&PEOPLE),
     )
     .await;
 }
@@ -1281,7 +1271,7 @@ async fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
     );
     // The run finished: the organization got the import, and the state says so.
     assert_eq!(server.import_count(), 1, "the run in progress completed");
-    assert_eq!(org_emails(&server), emails_of(&PEOPLE));
+    assert_eq!(server.managed_emails(), emails_of(&PEOPLE));
 
     let daemon = Daemon::start(&inst);
     let record = finished_run(&daemon, id, Duration::from_secs(5)).await;
@@ -1316,7 +1306,7 @@ async fn kill_9_during_a_run_then_restart_ends_with_the_right_organization() {
     let mut daemon = Daemon::start(&inst);
     let first = sync_now(&daemon).await;
     assert_eq!(first.report.outcome, SyncOutcome::Synced);
-    assert_eq!(org_emails(&server), emails_of(&PEOPLE));
+    assert_eq!(server.managed_emails(), emails_of(&PEOPLE));
 
     change_directory(&slapd);
     slow_next_import(&server, 10);
@@ -1335,7 +1325,7 @@ async fn kill_9_during_a_run_then_restart_ends_with_the_right_organization() {
     let killed = daemon.kill();
     assert_eq!(killed.signal, Some(9), "{killed:?}");
     assert_eq!(
-        org_emails(&server),
+        server.managed_emails(),
         emails_of(&PEOPLE),
         "the killed run sent nothing"
     );
@@ -1371,7 +1361,7 @@ async fn kill_9_during_a_run_then_restart_ends_with_the_right_organization() {
         ["carol@example.org"]
     );
     assert_eq!(
-        org_emails(&server),
+        server.managed_emails(),
         emails_of(&["alice", "bob", "dave", "frank"]),
         "the organization matches the directory"
     );
@@ -1433,7 +1423,7 @@ async fn a_failing_directory_is_reported_and_polling_recovers() {
         &server,
         "the first scheduled sync",
         Duration::from_secs(15),
-        |s| org_emails(s) == emails_of(&PEOPLE),
+        |s| s.managed_emails() == emails_of(&PEOPLE),
     )
     .await;
 
@@ -1457,7 +1447,7 @@ async fn a_failing_directory_is_reported_and_polling_recovers() {
         "the status says why: {error:?}"
     );
     assert_eq!(
-        org_emails(&server),
+        server.managed_emails(),
         emails_of(&PEOPLE),
         "a failed read removes nobody"
     );
@@ -1474,7 +1464,7 @@ async fn a_failing_directory_is_reported_and_polling_recovers() {
         &server,
         "frank is invited once the directory is back",
         Duration::from_secs(30),
-        |s| org_emails(s).contains("frank@example.org"),
+        |s| s.managed_emails().contains("frank@example.org"),
     )
     .await;
     let status = status_until(&daemon, "the failures reset", Duration::from_secs(5), |s| {

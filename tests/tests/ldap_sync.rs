@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use testkit::cli::Installation;
+use testkit::cli::{Installation, emails};
 use testkit::orgserver::{Flavour, MemberStatus, OrgServer, OrgServerOptions};
 use testkit::slapd::{Slapd, SlapdOptions};
 
@@ -73,12 +73,7 @@ async fn test_then_sync_then_unchanged_then_changes_then_clear_cache() {
 
     // Dry run: the directory and the diff, nothing sent.
     let report = inst.run(&["test", "--json"]).ok().json();
-    let enabled: Vec<&str> = report["users"]["enabled"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["email"].as_str().unwrap())
-        .collect();
+    let enabled = emails(&report["users"]["enabled"]);
     assert_eq!(
         enabled,
         [
@@ -130,14 +125,7 @@ async fn test_then_sync_then_unchanged_then_changes_then_clear_cache() {
     );
     assert_eq!(server.group_emails("sales"), set(&["dave@example.org"]));
     assert_eq!(server.import_count(), 1);
-    assert!(
-        !inst
-            .run(&["last-sync", "users"])
-            .ok()
-            .stdout
-            .trim()
-            .is_empty()
-    );
+    assert!(inst.last_sync("users").is_some());
 
     // Unchanged directory: nothing posted.
     let out = inst.run(&["sync", "--json"]).ok().json();
@@ -200,13 +188,7 @@ async fn test_then_sync_then_unchanged_then_changes_then_clear_cache() {
 
     // Clear the cache: the next sync sends everything again, and removes nobody.
     inst.run(&["clear-cache"]).ok();
-    assert!(
-        inst.run(&["last-sync", "users"])
-            .ok()
-            .stdout
-            .trim()
-            .is_empty()
-    );
+    assert!(inst.last_sync("users").is_none());
     let out = inst.run(&["sync", "--json"]).ok().json();
     assert_eq!(out["outcome"], "synced");
     assert!(out["diff"]["remove"].as_array().unwrap().is_empty());
@@ -384,12 +366,7 @@ async fn user_path_and_filter_scope_the_sync() {
 
     inst.set("sync.user_filter", "(|(uid=alice)(uid=zed))");
     let report = inst.run(&["test", "--json"]).ok().json();
-    let enabled: Vec<&str> = report["users"]["enabled"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["email"].as_str().unwrap())
-        .collect();
+    let enabled = emails(&report["users"]["enabled"]);
     assert_eq!(enabled, ["alice@example.org", "zed@example.org"]);
     // Group members outside the filter are left out and reported.
     assert!(
