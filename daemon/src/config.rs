@@ -758,10 +758,18 @@ impl LdapConfig {
         let client_cert = match (&self.client_cert_file, &self.client_key_file) {
             (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
             (None, None) => None,
-            (Some(_), None) | (None, Some(_)) => {
+            // Named under the missing one, so `config set` can set them one after the other.
+            (Some(_), None) => {
+                problems.push(Problem {
+                    key: "ldap.client_key_file".into(),
+                    message: "is required with ldap.client_cert_file; set it to the client's private key (PEM)".into(),
+                });
+                None
+            }
+            (None, Some(_)) => {
                 problems.push(Problem {
                     key: "ldap.client_cert_file".into(),
-                    message: "client_cert_file and client_key_file must be set together".into(),
+                    message: "is required with ldap.client_key_file; set it to the client certificate (PEM)".into(),
                 });
                 None
             }

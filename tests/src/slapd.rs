@@ -57,6 +57,9 @@ pub struct SlapdOptions {
     /// An LDIF file loaded offline with `slapadd -q` before slapd starts: seconds instead of
     /// minutes for large benchmark directories. Overlays do not run (no `memberOf`). Default none.
     pub preload_ldif: Option<PathBuf>,
+    /// With `tls`: demand a client certificate from the test CA on TLS connections
+    /// (`TLSVerifyClient demand`), for mutual-TLS tests; see [`Slapd::client_cert`]. Default false.
+    pub require_client_cert: bool,
 }
 
 impl Default for SlapdOptions {
@@ -67,6 +70,7 @@ impl Default for SlapdOptions {
             syncprov: false,
             extra_schema: Vec::new(),
             preload_ldif: None,
+            require_client_cert: false,
         }
     }
 }
@@ -88,6 +92,7 @@ pub struct Slapd {
     port: u16,
     ldaps_port: Option<u16>,
     ca_pem: Option<PathBuf>,
+    client_cert: Option<ServerCert>,
     dir: TempDir,
 }
 
@@ -111,14 +116,16 @@ impl Slapd {
             std::fs::create_dir(&tls_dir).expect("create slapd tls dir");
             let ca = TestCa::create(&tls_dir);
             let cert = ca.issue_server("slapd", &["127.0.0.1"]);
-            (ca.ca_pem(), cert)
+            let client = opts.require_client_cert.then(|| ca.issue_client("orgsync"));
+            (ca.ca_pem(), cert, client)
         });
+        let client_cert = tls.as_ref().and_then(|(_, _, client)| client.clone());
 
         let conf = root.join("slapd.conf");
         let text = config(
             &opts,
             root,
-            tls.as_ref().map(|(ca, cert)| (ca.as_path(), cert)),
+            tls.as_ref().map(|(ca, cert, _)| (ca.as_path(), cert)),
         );
         std::fs::write(&conf, text).expect("write slapd.conf");
         let check = ports::run_command(
@@ -207,7 +214,8 @@ impl Slapd {
                 suffix: opts.suffix,
                 port,
                 ldaps_port,
-                ca_pem: tls.map(|(ca, _)| ca),
+                ca_pem: tls.map(|(ca, _, _)| ca),
+                client_cert,
                 dir,
             };
         }
@@ -244,6 +252,12 @@ impl Slapd {
     pub fn ldaps_port(&self) -> u16 {
         self.ldaps_port
             .expect("this slapd was started with tls: false, so it has no LDAPS port")
+    }
+
+    /// The client certificate and key (from the same CA) that a slapd started with
+    /// `require_client_cert` accepts.
+    pub fn client_cert(&self) -> Option<&ServerCert> {
+        self.client_cert.as_ref()
     }
 
     /// The CA certificate (PEM) to trust for LDAPS and StartTLS.
@@ -405,6 +419,9 @@ moduleload ppolicy
             cert.cert.display(),
             cert.key.display()
         );
+        if opts.require_client_cert {
+            c += "TLSVerifyClient demand\n";
+        }
     }
     let _ = write!(
         c,

@@ -712,3 +712,33 @@ async fn overwrite_existing_removes_unlisted_directory_members_only() {
     );
     assert_eq!(server.managed_emails().len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_presents_the_configured_client_certificate() {
+    let slapd = Slapd::start(SlapdOptions {
+        require_client_cert: true,
+        ..SlapdOptions::default()
+    });
+    seed(&slapd);
+    let server = org(Flavour::BitwardenSelfHosted).await;
+    let inst = installation(&slapd, &server);
+    inst.set("ldap.encryption", "ldaps");
+    inst.set("ldap.port", &slapd.ldaps_port().to_string());
+    inst.set("ldap.ca_file", &slapd.ca_pem().display().to_string());
+
+    // The server demands a client certificate: without one the handshake fails.
+    let out = inst.run(&["test"]).expect_code(1);
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+
+    let client = slapd.client_cert().expect("a client certificate");
+    inst.set("ldap.client_cert_file", &client.cert.display().to_string());
+    inst.set("ldap.client_key_file", &client.key.display().to_string());
+    let report = inst.run(&["test", "--json"]).ok().json();
+    assert_eq!(emails(&report["users"]["enabled"]).len(), 4);
+
+    // The same over StartTLS.
+    inst.set("ldap.encryption", "starttls");
+    inst.set("ldap.port", &slapd.port().to_string());
+    inst.run(&["sync"]).ok();
+    assert_eq!(server.managed_emails().len(), 4);
+}
