@@ -31,6 +31,9 @@ systemd unit for orgsyncd.
   --destdir DIR   stage every file under DIR, as DESTDIR does for packaging (also read from the
                   DESTDIR environment variable): no user is created, no ownership is set and
                   systemctl is not run
+  --with-tray     (--user only) also build and install orgsync-tray and its XDG autostart entry
+                  (~/.config/autostart/); building it needs libgtk-3-dev, running it
+                  libayatana-appindicator3-1
   --no-build      do not build; install the binaries in --from
   --from DIR      the directory holding already built orgsync and orgsyncd (implies
                   --no-build; default target/release)
@@ -55,6 +58,7 @@ prefix=""
 destdir="${DESTDIR:-}"
 build=1
 from=""
+tray=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --user) mode=user ;;
@@ -72,6 +76,7 @@ while [ $# -gt 0 ]; do
     --destdir=*) destdir=${1#*=} ;;
     --from=*) from=${1#*=} build=0 ;;
     --no-build) build=0 ;;
+    --with-tray) tray=1 ;;
     -h | --help)
       usage
       exit 0
@@ -99,6 +104,8 @@ else
     die "--system installs into /usr/local and /etc and creates the user orgsync: run it as root (sudo scripts/install.sh --system ...), or stage the files with --destdir DIR"
   fi
 fi
+[ "$tray" -eq 0 ] || [ "$mode" = user ] ||
+  usage_error "--with-tray is for --user installs: the tray belongs to a desktop session"
 prefix=${prefix:-$default_prefix}
 case "$prefix" in
   /*) ;;
@@ -127,8 +134,10 @@ if [ "$build" -eq 1 ]; then
     fi
     die "cargo is missing; install Rust from https://rustup.rs, or install already built binaries with --from DIR"
   fi
-  say "building the release binaries (cargo build --release --locked -p orgsync)"
-  (cd "$root" && "$cargo" build --release --locked -p orgsync)
+  packages=(-p orgsync)
+  [ "$tray" -eq 0 ] || packages+=(-p orgsync-tray)
+  say "building the release binaries (cargo build --release --locked ${packages[*]})"
+  (cd "$root" && "$cargo" build --release --locked "${packages[@]}")
 fi
 if [ -z "$from" ]; then
   from="${CARGO_TARGET_DIR:-$root/target}/release"
@@ -136,7 +145,9 @@ if [ -z "$from" ]; then
 fi
 [ -d "$from" ] || die "$from does not exist; build first (cargo build --release --locked -p orgsync) or name the directory with --from"
 from=$(cd "$from" && pwd)
-for b in orgsync orgsyncd; do
+binaries=(orgsync orgsyncd)
+[ "$tray" -eq 0 ] || binaries+=(orgsync-tray)
+for b in "${binaries[@]}"; do
   if [ ! -f "$from/$b" ] || [ ! -x "$from/$b" ]; then
     die "$from/$b is missing; build it first (cargo build --release --locked -p orgsync) or name the directory holding it with --from"
   fi
@@ -182,6 +193,14 @@ put "$from/orgsyncd" "$bin_dir/orgsyncd" 0755
 
 if [ "$mode" = user ]; then
   unit "$packaging/systemd/user/orgsyncd.service" "$unit_dir/orgsyncd.service"
+  if [ "$tray" -eq 1 ]; then
+    put "$from/orgsync-tray" "$bin_dir/orgsync-tray" 0755
+    # The autostart entry names the installed binary, so it works without ~/.local/bin on PATH.
+    sed -e "s|^Exec=orgsync-tray\$|Exec=$bin_dir/orgsync-tray|" \
+      -e "s|^TryExec=orgsync-tray\$|TryExec=$bin_dir/orgsync-tray|" \
+      "$packaging/autostart/orgsync-tray.desktop" >"$scratch/orgsync-tray.desktop"
+    put "$scratch/orgsync-tray.desktop" "${XDG_CONFIG_HOME:-$home/.config}/autostart/orgsync-tray.desktop" 0644
+  fi
 
   if [ -n "$destdir" ]; then
     say "staged under $destdir; systemctl was not run"

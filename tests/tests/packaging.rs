@@ -1134,3 +1134,41 @@ fn the_deb_has_the_binaries_unit_config_and_scripts() {
     let version = Command::new(&packaged).arg("--version").output().unwrap();
     succeeded("the packaged orgsyncd --version", &version);
 }
+
+#[test]
+fn user_install_with_the_tray_adds_it_and_an_autostart_entry_naming_it() {
+    let from = binary("orgsync-tray").parent().unwrap().to_path_buf();
+    let tmp = temp_dir();
+    let home = tmp.path().join("home");
+    let prefix = tmp.path().join("prefix");
+    std::fs::create_dir_all(&home).unwrap();
+    let args = ["--with-tray", "--from", s(&from), "--prefix", s(&prefix)];
+    let output = install(&home, &args, &[]);
+    succeeded("install.sh --with-tray", &output);
+
+    let tray = prefix.join("bin/orgsync-tray");
+    assert!(tray.is_file(), "{} missing", tray.display());
+    let entry =
+        std::fs::read_to_string(home.join(".config/autostart/orgsync-tray.desktop")).unwrap();
+    assert!(
+        entry.contains(&format!("\nExec={}\n", tray.display())),
+        "the autostart entry runs the installed tray:\n{entry}"
+    );
+    assert!(
+        entry.contains(&format!("\nTryExec={}\n", tray.display())),
+        "{entry}"
+    );
+
+    // The tray belongs to a desktop session, not to a system install.
+    let refused = install(
+        &home,
+        &[
+            "--system",
+            "--with-tray",
+            "--destdir",
+            s(&tmp.path().join("d")),
+        ],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+}
