@@ -191,7 +191,7 @@ async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> R
             ErrorCode::Unauthorized,
             format!(
                 "missing or wrong bearer token; it is in {}",
-                state.service.data_dir().join(TOKEN_FILE).display()
+                state.service.paths().data_dir.join(TOKEN_FILE).display()
             ),
         )
         .into_response();

@@ -3,7 +3,6 @@
 //! the poller ([`Service::poll`]) both go through it; it records every run in the history and
 //! announces everything on the event bus.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -596,10 +595,6 @@ impl Service {
                 return;
             }
         }
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.inner.paths.data_dir.clone()
     }
 }
 
