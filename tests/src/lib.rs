@@ -4,6 +4,8 @@
 //! - [`cli`]: runs the real `orgsync` binary in an isolated installation.
 //! - [`daemon`]: starts and stops the real `orgsyncd` for such an installation (SIGTERM, SIGKILL)
 //!   and finds its API (`daemon.json`, `api-token`).
+//! - [`fixture`]: the small company (slapd, organization server, logged-in installation) that
+//!   daemon and tray tests start from.
 //! - [`tls`]: a throw-away CA and server certificates (openssl).
 //! - [`orgserver`]: an emulated Bitwarden / Vaultwarden organization server (API-key login and
 //!   organization import) with test controls.
@@ -15,6 +17,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod fixture;
 pub mod ldif;
 pub mod orgserver;
 pub mod ports;

@@ -35,18 +35,9 @@ const PEOPLE: [&str; 4] = ["alice", "bob", "carol", "dave"];
 
 /// alice, bob, carol, dave with mail; engineering = {alice, bob}, sales = {carol, dave}.
 fn seed(slapd: &Slapd) {
+    testkit::fixture::seed_people(slapd, &PEOPLE);
     let l = slapd.ldif();
-    let mut ldif = l.base();
-    for uid in PEOPLE {
-        ldif += &l.person(
-            uid,
-            &uid.to_uppercase(),
-            Some(&format!("{uid}@example.org")),
-        );
-    }
-    ldif += &l.group_of_names("engineering", &[&l.person_dn("alice"), &l.person_dn("bob")]);
-    ldif += &l.group_of_names("sales", &[&l.person_dn("carol"), &l.person_dn("dave")]);
-    slapd.add_ldif(&ldif);
+    slapd.add_ldif(&l.group_of_names("sales", &[&l.person_dn("carol"), &l.person_dn("dave")]));
 }
 
 fn directory() -> (Slapd, Installation) {

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use testkit::cli::{Installation, binary};
-use testkit::daemon::{self, Daemon};
-use testkit::orgserver::{OrgServer, OrgServerOptions};
+use testkit::daemon::Daemon;
+use testkit::orgserver::OrgServer;
 use testkit::ports::{ServerProcess, log_tail, run_command, show_command};
-use testkit::slapd::{Slapd, SlapdOptions};
+use testkit::slapd::Slapd;
 
 /// Longest wait for anything on the desktop; a healthy run needs a fraction of it.
 const WAIT: Duration = Duration::from_secs(30);
@@ -428,30 +428,10 @@ fn artifacts_dir() -> PathBuf {
     dir
 }
 
-/// The installation: a seeded slapd (alice, bob, carol, dave; engineering = alice, bob), the
-/// organization server, logged in, daemon on a free port.
+/// The installation: alice, bob, carol, dave (engineering = alice, bob), the organization
+/// server, logged in, daemon on a free port.
 async fn installation() -> (Slapd, OrgServer, Installation) {
-    let slapd = Slapd::start(SlapdOptions {
-        tls: false,
-        ..SlapdOptions::default()
-    });
-    let l = slapd.ldif();
-    let mut ldif = l.base();
-    for uid in ["alice", "bob", "carol", "dave"] {
-        ldif += &l.person(
-            uid,
-            &uid.to_uppercase(),
-            Some(&format!("{uid}@example.org")),
-        );
-    }
-    ldif += &l.group_of_names("engineering", &[&l.person_dn("alice"), &l.person_dn("bob")]);
-    slapd.add_ldif(&ldif);
-    let server = OrgServer::start(OrgServerOptions::default()).await;
-    let inst = Installation::new();
-    daemon::use_free_port(&inst);
-    inst.use_slapd(&slapd);
-    inst.login_to(&server);
-    (slapd, server, inst)
+    testkit::fixture::company(&["alice", "bob", "carol", "dave"]).await
 }
 
 /// Opens the tray's menu by clicking the icon (retrying: the first click can come before GTK

@@ -19,9 +19,9 @@ use orgsync_tray::controller::{Command, Controller, Timing, Update};
 use orgsync_tray::model::{MenuId, TrayState, View};
 use orgsync_tray::notifications::Note;
 use testkit::cli::Installation;
-use testkit::daemon::{self, Daemon};
-use testkit::orgserver::{OrgServer, OrgServerOptions};
-use testkit::slapd::{Slapd, SlapdOptions};
+use testkit::daemon::Daemon;
+use testkit::orgserver::OrgServer;
+use testkit::slapd::Slapd;
 use tokio::sync::mpsc;
 
 /// Longest wait for anything the tray should show; generous for a busy 2-core CI box, while a
@@ -30,38 +30,9 @@ const WAIT: Duration = Duration::from_secs(20);
 
 const PEOPLE: [&str; 4] = ["alice", "bob", "carol", "dave"];
 
-fn seed(slapd: &Slapd, people: &[&str]) {
-    let l = slapd.ldif();
-    let mut ldif = l.base();
-    for uid in people {
-        ldif += &l.person(
-            uid,
-            &uid.to_uppercase(),
-            Some(&format!("{uid}@example.org")),
-        );
-    }
-    ldif += &l.group_of_names(
-        "engineering",
-        &[&l.person_dn(people[0]), &l.person_dn(people[1])],
-    );
-    slapd.add_ldif(&ldif);
-}
-
-/// A seeded slapd, an organization server, and an installation using both, logged in, with the
-/// daemon's port left to the kernel. Polling keeps its 5-minute default, so nothing runs unless
-/// the test asks.
+/// See [`testkit::fixture::company`]: nothing runs unless the test asks.
 async fn setup(people: &[&str]) -> (Slapd, OrgServer, Installation) {
-    let slapd = Slapd::start(SlapdOptions {
-        tls: false,
-        ..SlapdOptions::default()
-    });
-    seed(&slapd, people);
-    let server = OrgServer::start(OrgServerOptions::default()).await;
-    let inst = Installation::new();
-    daemon::use_free_port(&inst);
-    inst.use_slapd(&slapd);
-    inst.login_to(&server);
-    (slapd, server, inst)
+    testkit::fixture::company(people).await
 }
 
 /// The controller running on the test's runtime, with everything it shows recorded.
