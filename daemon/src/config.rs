@@ -176,6 +176,11 @@ pub struct LdapConfig {
     /// Entries per page for paged searches.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
+    /// Read only what changed since the last sync where the server tracks changes (RFC 4533
+    /// content synchronisation: OpenLDAP with the `syncprov` overlay). Elsewhere every read is
+    /// full.
+    #[serde(default = "default_true")]
+    pub incremental: bool,
     /// Give up connecting after this long.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_seconds: u64,
@@ -224,6 +229,7 @@ impl Default for LdapConfig {
             active_directory: false,
             paged_search: true,
             page_size: default_page_size(),
+            incremental: true,
             connect_timeout_seconds: default_connect_timeout(),
             timeout_seconds: default_operation_timeout(),
             external_id_attribute: None,
@@ -291,10 +297,15 @@ pub struct SyncConfig {
     /// Kept for parity with Directory Connector, which stores but never uses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_date_attribute: Option<String>,
-    /// Attribute with the entry's last change time (`modifyTimestamp`, AD `whenChanged`); reserved
-    /// for incremental reads. orgsync currently reads the whole directory on every run.
+    /// Kept for parity with Directory Connector, which filters on it (`modifyTimestamp`, AD
+    /// `whenChanged`). orgsync tracks changes with `ldap.incremental` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_date_attribute: Option<String>,
+    /// With incremental reads, read the whole directory again after this many hours, so the
+    /// organization is reconciled with it (members removed by hand come back). 0: every read
+    /// is full.
+    #[serde(default = "default_full_read_hours")]
+    pub full_read_hours: u32,
     /// Remove disabled users from the organization.
     #[serde(default)]
     pub remove_disabled: bool,
@@ -316,6 +327,10 @@ pub struct SyncConfig {
 
 fn default_interval() -> u32 {
     5
+}
+
+fn default_full_read_hours() -> u32 {
+    24
 }
 
 impl Default for SyncConfig {
@@ -340,6 +355,7 @@ impl Default for SyncConfig {
             creation_date_attribute: None,
             revision_date_attribute: None,
             remove_disabled: false,
+            full_read_hours: default_full_read_hours(),
             remove_missing_users: true,
             overwrite_existing: false,
             large_import: false,
@@ -481,6 +497,8 @@ pub struct ResolvedLdap {
     pub active_directory: bool,
     /// `None` when paging is off.
     pub page_size: Option<u32>,
+    /// Track changes where the server can (`ldap.incremental`).
+    pub incremental: bool,
     pub connect_timeout: Duration,
     pub operation_timeout: Duration,
     pub user_base: String,
@@ -847,6 +865,7 @@ impl LdapConfig {
             bind_dn: self.bind_dn.trim().to_string(),
             active_directory: ad,
             page_size: (self.paged_search || ad).then_some(self.page_size),
+            incremental: self.incremental,
             connect_timeout: Duration::from_secs(self.connect_timeout_seconds),
             operation_timeout: Duration::from_secs(self.timeout_seconds),
             user_base: base(&sync.user_path),

@@ -5,15 +5,19 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use orgsync_proto::{Refusal, SCHEMA_VERSION, SkippedEntry, SyncOutcome, SyncReport, TestReport};
+use orgsync_proto::{
+    DirectoryRead, ReadMode, Refusal, SCHEMA_VERSION, SkippedEntry, SyncOutcome, SyncReport,
+    TestReport,
+};
+use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ResolvedConfig, ResolvedServer};
 use crate::directory::ldap::LdapDirectory;
-use crate::directory::{Directory, DirectoryError, Progress, ReadOptions};
+use crate::directory::{Directory, DirectoryError, Entries, Progress, ReadOptions, Touched};
 use crate::org::{AccessToken, ApiKey, OrgClient, OrgError};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::secrets::{Secret, SecretError, SecretKey, Secrets};
-use crate::state::{RecordedRefusal, State, StateError, SyncTimes};
+use crate::state::{CopyInfo, CopyUpdate, RecordedRefusal, State, StateError, SyncTimes};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -99,25 +103,40 @@ impl Context {
         Ok(LdapDirectory::new(
             self.config.ldap.clone(),
             password,
-            self.config.sync.users,
             self.config.sync.groups,
         ))
     }
 
-    /// Reads the directory and plans against the last synced state.
-    async fn read_and_plan(&self, progress: &dyn Progress) -> Result<Plan, RunError> {
-        let directory = self.directory()?;
-        let options = ReadOptions {
-            include_deleted: true,
-        };
-        let snapshot = directory.read(options, progress).await?;
+    /// A hash of everything that shapes a read and a plan. A stored directory copy made under
+    /// other settings (or by another orgsync version) is not continued.
+    fn fingerprint(&self) -> String {
+        let text = format!(
+            "{}\n{:?}\n{:?}",
+            env!("CARGO_PKG_VERSION"),
+            self.config.ldap,
+            self.config.sync
+        );
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            Sha256::digest(text.as_bytes()),
+        )
+    }
+
+    fn plan(&self, entries: &Entries, warnings: Vec<String>) -> Result<Plan, RunError> {
+        let mut snapshot = entries.snapshot(self.config.sync.users, self.config.sync.groups);
+        snapshot.warnings.splice(0..0, warnings);
         let synced = self.state.synced()?;
         Ok(plan::plan(&snapshot, &synced, &self.plan_options()))
     }
 
     /// The dry run: what the directory holds and what a sync would change. Changes nothing.
     pub async fn test(&self, progress: &dyn Progress) -> Result<TestReport, RunError> {
-        let plan = self.read_and_plan(progress).await?;
+        let options = ReadOptions {
+            include_deleted: true,
+            track_changes: false,
+        };
+        let read = self.directory()?.read(options, progress).await?;
+        let plan = self.plan(&read.entries, read.warnings)?;
         Ok(TestReport {
             schema_version: SCHEMA_VERSION,
             users: plan.users,
@@ -158,7 +177,31 @@ impl Context {
     ) -> Result<SyncReport, RunError> {
         let started = now();
         let key = api_key(&self.secrets)?.ok_or(RunError::NotLoggedIn)?;
-        let plan = self.read_and_plan(progress).await?;
+        let fingerprint = self.fingerprint();
+        let times = SyncTimes {
+            users: self.config.sync.users.then(|| rfc3339(started)),
+            groups: self.config.sync.groups.then(|| rfc3339(started)),
+        };
+        let read = self.read(started, &fingerprint, progress).await?;
+
+        // Nothing changed since the last recorded sync: the organization already matches.
+        if let Read::Unchanged { info } = &read {
+            self.state.record_unchanged(&times, read.copy_update(info.users_read, info.groups_read))?;
+            return Ok(SyncReport {
+                schema_version: SCHEMA_VERSION,
+                outcome: SyncOutcome::Unchanged,
+                requests_sent: 0,
+                users_read: info.users_read,
+                groups_read: info.groups_read,
+                diff: Default::default(),
+                skipped: Vec::new(),
+                refusal: None,
+                warnings: Vec::new(),
+                started_at: rfc3339(started),
+                read: read.report(),
+            });
+        }
+        let plan = self.plan(read.entries(), read.warnings())?;
         if !plan.conflicts.is_empty() {
             return Err(RunError::DuplicateEmails(plan.conflicts));
         }
@@ -173,6 +216,7 @@ impl Context {
             refusal: None,
             warnings: plan.warnings.clone(),
             started_at: rfc3339(started),
+            read: read.report(),
         };
 
         if let Some(refusal) = refused(&plan.refusal, options) {
@@ -185,17 +229,17 @@ impl Context {
             return Ok(report);
         }
 
-        let times = SyncTimes {
-            users: self.config.sync.users.then(|| rfc3339(started)),
-            groups: self.config.sync.groups.then(|| rfc3339(started)),
-        };
+        let copy = read.copy_update(report.users_read, report.groups_read);
         let client = OrgClient::new(&self.config.server, &self.state.device_id()?)?;
         let hash = plan.request_hash(&client.urls().api, key.organization_id());
-        let requests = plan.requests();
+        let requests = match &read {
+            Read::Changes { .. } => plan.change_requests(),
+            _ => plan.requests(),
+        };
         let unchanged = self.state.last_hash()?.as_deref() == Some(hash.as_str())
             && !plan.has_missing_removals();
         if unchanged || requests.is_empty() {
-            self.state.record_unchanged(&times)?;
+            self.state.record_unchanged(&times, copy)?;
             report.outcome = SyncOutcome::Unchanged;
             return Ok(report);
         }
@@ -226,10 +270,160 @@ impl Context {
         }
         let next_state = plan.next_state(&self.state.synced()?);
         self.state
-            .record_sync(key.organization_id(), &next_state, &hash, &times)?;
+            .record_sync(key.organization_id(), &next_state, &hash, &times, copy)?;
         Ok(report)
     }
+
+    /// Reads the directory for a sync: only the changes when the stored copy can be continued,
+    /// everything otherwise (with change tracking, so the next read can be incremental).
+    async fn read(
+        &self,
+        started: DateTime<Utc>,
+        fingerprint: &str,
+        progress: &dyn Progress,
+    ) -> Result<Read, RunError> {
+        let directory = self.directory()?;
+        let info = self.state.copy_info()?;
+        let full_read_due = |info: &CopyInfo| {
+            let hours = self.config.sync.full_read_hours;
+            hours == 0
+                || DateTime::parse_from_rfc3339(&info.full_read_at).map_or(true, |at| {
+                    started.signed_duration_since(at) >= chrono::Duration::hours(hours.into())
+                })
+        };
+        let reason = match &info {
+            _ if !self.config.ldap.incremental => None,
+            None => Some("no directory copy yet (first sync, or the cache was cleared)"),
+            Some(info) if info.fingerprint != fingerprint => {
+                Some("the [ldap] or [sync] settings changed since the last read")
+            }
+            Some(info) if full_read_due(info) => Some("the periodic full read is due (sync.full_read_hours)"),
+            Some(info) => match directory.read_changes(&info.watermark, progress).await? {
+                Some(changes) if changes.is_empty() && self.state.last_hash()?.is_some() => {
+                    let mut info = info.clone();
+                    info.watermark = changes.watermark;
+                    return Ok(Read::Unchanged { info });
+                }
+                Some(changes) => {
+                    let mut entries = self.state.copy_entries()?;
+                    let warnings = changes.warnings.clone();
+                    let watermark = changes.watermark.clone();
+                    let touched = changes.apply_to(&mut entries);
+                    let mut info = info.clone();
+                    info.watermark = watermark;
+                    return Ok(Read::Changes {
+                        entries,
+                        touched,
+                        warnings,
+                        info,
+                    });
+                }
+                None => Some("the directory can no longer send changes since the last read"),
+            },
+        };
+        let options = ReadOptions {
+            include_deleted: true,
+            track_changes: self.config.ldap.incremental,
+        };
+        let read = directory.read(options, progress).await?;
+        let info = read.watermark.map(|watermark| CopyInfo {
+            watermark,
+            fingerprint: fingerprint.to_string(),
+            full_read_at: rfc3339(started),
+            users_read: 0,
+            groups_read: 0,
+        });
+        Ok(Read::Full {
+            reason: info.as_ref().and(reason).map(str::to_string),
+            entries: read.entries,
+            warnings: read.warnings,
+            info,
+        })
+    }
 }
+
+/// What [`Context::read`] found.
+enum Read {
+    /// Nothing changed since the last recorded sync.
+    Unchanged { info: CopyInfo },
+    /// Changes, applied to the stored copy.
+    Changes {
+        entries: Entries,
+        touched: Touched,
+        warnings: Vec<String>,
+        info: CopyInfo,
+    },
+    /// Everything; `info` is set when the directory can continue from this read.
+    Full {
+        entries: Entries,
+        warnings: Vec<String>,
+        info: Option<CopyInfo>,
+        reason: Option<String>,
+    },
+}
+
+impl Read {
+    fn entries(&self) -> &Entries {
+        match self {
+            Read::Changes { entries, .. } | Read::Full { entries, .. } => entries,
+            Read::Unchanged { .. } => unreachable!("an unchanged read is answered before planning"),
+        }
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        match self {
+            Read::Changes { warnings, .. } | Read::Full { warnings, .. } => warnings.clone(),
+            Read::Unchanged { .. } => Vec::new(),
+        }
+    }
+
+    fn report(&self) -> DirectoryRead {
+        match self {
+            Read::Unchanged { .. } => DirectoryRead {
+                mode: ReadMode::Incremental,
+                entries_changed: Some(0),
+                reason: None,
+            },
+            Read::Changes { touched, .. } => DirectoryRead {
+                mode: ReadMode::Incremental,
+                entries_changed: Some(touched.count()),
+                reason: None,
+            },
+            Read::Full { reason, .. } => DirectoryRead {
+                mode: ReadMode::Full,
+                entries_changed: None,
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    /// How recording this run updates the stored copy; the counts are kept for unchanged reads.
+    fn copy_update(&self, users_read: usize, groups_read: usize) -> CopyUpdate<'_> {
+        let counted = |info: &CopyInfo| CopyInfo {
+            users_read,
+            groups_read,
+            ..info.clone()
+        };
+        match self {
+            Read::Unchanged { info } => CopyUpdate::Watermark(info.clone()),
+            Read::Changes {
+                entries,
+                touched,
+                info,
+                ..
+            } => CopyUpdate::Apply {
+                entries,
+                touched,
+                info: counted(info),
+            },
+            Read::Full { entries, info, .. } => CopyUpdate::Replace {
+                entries,
+                info: info.as_ref().map(counted),
+            },
+        }
+    }
+}
+
 
 /// The refusal that applies to this run, if any.
 fn refused(refusal: &Option<Refusal>, options: SyncOptions) -> Option<Refusal> {

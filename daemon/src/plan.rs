@@ -137,6 +137,46 @@ impl Plan {
         build_requests(members, self.import_groups(), &self.options)
     }
 
+    /// The requests of an incremental sync: only what changed against the synced state, that is
+    /// members to invite and to remove, and the groups created or changed, each with its full
+    /// membership (the server replaces a group's members with the listed ones). Members and
+    /// groups not listed stay as they are, unless `overwrite_existing` is on, in which case the
+    /// server removes unlisted members, so the full requests are sent instead.
+    pub fn change_requests(&self) -> Vec<ImportRequest> {
+        if self.options.overwrite_existing {
+            return self.requests();
+        }
+        let invited = self.diff.invite.iter().map(|m| ImportMember {
+            email: m.email.clone(),
+            external_id: m.external_id.clone(),
+            deleted: false,
+        });
+        let removed = self
+            .diff
+            .remove
+            .iter()
+            .filter(|r| r.reason != RemovalReason::Missing || self.options.remove_missing_users)
+            .map(|r| ImportMember {
+                email: r.email.clone(),
+                external_id: r.external_id.clone(),
+                deleted: true,
+            });
+        let members: Vec<ImportMember> = invited.chain(removed).collect();
+        let changed: HashSet<&str> = self
+            .diff
+            .groups_created
+            .iter()
+            .chain(&self.diff.groups_updated)
+            .map(|g| g.external_id.as_str())
+            .collect();
+        let groups: Vec<ImportGroup> = self
+            .import_groups()
+            .into_iter()
+            .filter(|g| changed.contains(g.external_id.as_str()))
+            .collect();
+        build_requests(members, groups, &self.options)
+    }
+
     /// Directory Connector's change-detection hash of the directory-derived requests (without
     /// the missing-user removals): base64(SHA-256(api URL + organization id + payload JSON)),
     /// where the payload is the request object, or the array when batched. The JSON is streamed

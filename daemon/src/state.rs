@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::directory::{Entries, GroupRecord, Touched, UserRecord};
 use crate::plan::{SyncedGroup, SyncedState};
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -20,6 +21,12 @@ const MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("members");
 const GROUPS: TableDefinition<&str, &str> = TableDefinition::new("groups");
 /// run id → JSON `orgsync_proto::api::RunRecord`, the daemon's run history.
 const RUNS: TableDefinition<u64, &str> = TableDefinition::new("runs");
+/// The directory copy that incremental reads update: entry key → JSON [`UserRecord`].
+const COPY_USERS: TableDefinition<&str, &str> = TableDefinition::new("directory_users");
+/// Keys of users a separate search marks disabled.
+const COPY_DISABLED: TableDefinition<&str, ()> = TableDefinition::new("directory_disabled");
+/// Entry key → JSON [`GroupRecord`].
+const COPY_GROUPS: TableDefinition<&str, &str> = TableDefinition::new("directory_groups");
 
 /// How many runs the history keeps.
 const HISTORY_LIMIT: usize = 500;
@@ -34,6 +41,7 @@ const KEY_GROUP_SYNC: &str = "last_group_sync";
 const KEY_REFUSAL: &str = "last_refusal";
 const KEY_ORGANIZATION: &str = "organization_id";
 const KEY_POLLING: &str = "polling";
+const KEY_COPY: &str = "directory_copy";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -72,6 +80,38 @@ pub struct RecordedRefusal {
 pub struct SyncTimes {
     pub users: Option<String>,
     pub groups: Option<String>,
+}
+
+/// What the stored directory copy is: where the next incremental read starts, which settings
+/// it was read with, and when it was last read in full.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyInfo {
+    pub watermark: String,
+    /// A hash of the settings that shape a read; another value means the copy is stale.
+    pub fingerprint: String,
+    /// RFC 3339.
+    pub full_read_at: String,
+    /// What the last sync read, reported again when nothing changed.
+    pub users_read: usize,
+    pub groups_read: usize,
+}
+
+/// How a recorded run changes the stored directory copy.
+pub enum CopyUpdate<'a> {
+    /// Nothing changed: only the watermark moves.
+    Watermark(CopyInfo),
+    /// A full read: replace it, or drop it when the directory gave no watermark.
+    Replace {
+        entries: &'a Entries,
+        info: Option<CopyInfo>,
+    },
+    /// An incremental read: write the touched entries of `entries` (already updated in
+    /// memory) and move the watermark.
+    Apply {
+        entries: &'a Entries,
+        touched: &'a Touched,
+        info: CopyInfo,
+    },
 }
 
 /// The open state database.
@@ -119,6 +159,9 @@ impl State {
             txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
             txn.open_table(GROUPS).map_err(|e| self.error(e))?;
             txn.open_table(RUNS).map_err(|e| self.error(e))?;
+            txn.open_table(COPY_USERS).map_err(|e| self.error(e))?;
+            txn.open_table(COPY_DISABLED).map_err(|e| self.error(e))?;
+            txn.open_table(COPY_GROUPS).map_err(|e| self.error(e))?;
             let found = meta
                 .get(KEY_SCHEMA)
                 .map_err(|e| self.error(e))?
@@ -244,8 +287,10 @@ impl State {
         synced: &SyncedState,
         hash: &str,
         times: &SyncTimes,
+        copy: CopyUpdate<'_>,
     ) -> Result<(), StateError> {
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        self.write_copy(&txn, copy)?;
         {
             let mut members = txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
             members.retain(|_, _| false).map_err(|e| self.error(e))?;
@@ -283,24 +328,166 @@ impl State {
         txn.commit().map_err(|e| self.error(e))
     }
 
-    /// Records an unchanged sync: only the times move.
-    pub fn record_unchanged(&self, times: &SyncTimes) -> Result<(), StateError> {
-        self.set_meta(&[
-            (KEY_USER_SYNC, times.users.as_deref()),
-            (KEY_GROUP_SYNC, times.groups.as_deref()),
-            (KEY_REFUSAL, None),
-        ])
+    /// Records an unchanged sync: the times move, and the directory copy as the read says.
+    pub fn record_unchanged(
+        &self,
+        times: &SyncTimes,
+        copy: CopyUpdate<'_>,
+    ) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        self.write_copy(&txn, copy)?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            for (key, time) in [
+                (KEY_USER_SYNC, &times.users),
+                (KEY_GROUP_SYNC, &times.groups),
+            ] {
+                match time {
+                    Some(time) => meta.insert(key, time.as_str()).map(|_| ()),
+                    None => meta.remove(key).map(|_| ()),
+                }
+                .map_err(|e| self.error(e))?;
+            }
+            meta.remove(KEY_REFUSAL).map_err(|e| self.error(e))?;
+        }
+        txn.commit().map_err(|e| self.error(e))
     }
 
-    /// Forgets the hash and sync times so the next sync reads everything and posts. What is known
-    /// to be in the organization stays, so a cache clear never turns into mass removals.
+    /// Forgets the hash, the sync times and the directory copy, so the next sync reads
+    /// everything and posts. What is known to be in the organization stays, so a cache clear
+    /// never turns into mass removals.
     pub fn clear_cache(&self) -> Result<(), StateError> {
-        self.set_meta(&[
-            (KEY_HASH, None),
-            (KEY_USER_SYNC, None),
-            (KEY_GROUP_SYNC, None),
-            (KEY_REFUSAL, None),
-        ])
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        self.write_copy(
+            &txn,
+            CopyUpdate::Replace {
+                entries: &Entries::default(),
+                info: None,
+            },
+        )?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            for key in [KEY_HASH, KEY_USER_SYNC, KEY_GROUP_SYNC, KEY_REFUSAL] {
+                meta.remove(key).map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// What the stored directory copy is, without loading it.
+    pub fn copy_info(&self) -> Result<Option<CopyInfo>, StateError> {
+        Ok(self
+            .meta(KEY_COPY)?
+            .and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    /// The stored directory copy.
+    pub fn copy_entries(&self) -> Result<Entries, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let mut entries = Entries::default();
+        let users = txn.open_table(COPY_USERS).map_err(|e| self.error(e))?;
+        for row in users.iter().map_err(|e| self.error(e))? {
+            let (key, json) = row.map_err(|e| self.error(e))?;
+            let record: UserRecord =
+                serde_json::from_str(json.value()).map_err(|e| self.error(e))?;
+            entries.users.insert(key.value().to_string(), record);
+        }
+        let disabled = txn.open_table(COPY_DISABLED).map_err(|e| self.error(e))?;
+        for row in disabled.iter().map_err(|e| self.error(e))? {
+            let (key, _) = row.map_err(|e| self.error(e))?;
+            entries.disabled.insert(key.value().to_string());
+        }
+        let groups = txn.open_table(COPY_GROUPS).map_err(|e| self.error(e))?;
+        for row in groups.iter().map_err(|e| self.error(e))? {
+            let (key, json) = row.map_err(|e| self.error(e))?;
+            let record: GroupRecord =
+                serde_json::from_str(json.value()).map_err(|e| self.error(e))?;
+            entries.groups.insert(key.value().to_string(), record);
+        }
+        Ok(entries)
+    }
+
+    fn write_copy(
+        &self,
+        txn: &redb::WriteTransaction,
+        copy: CopyUpdate<'_>,
+    ) -> Result<(), StateError> {
+        let (entries, touched, info) = match copy {
+            CopyUpdate::Watermark(info) => {
+                let json = serde_json::to_string(&info).map_err(|e| self.error(e))?;
+                let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+                meta.insert(KEY_COPY, json.as_str())
+                    .map_err(|e| self.error(e))?;
+                return Ok(());
+            }
+            CopyUpdate::Replace { entries, info } => (entries, None, info),
+            CopyUpdate::Apply {
+                entries,
+                touched,
+                info,
+            } => (entries, Some(touched), Some(info)),
+        };
+        let mut users = txn.open_table(COPY_USERS).map_err(|e| self.error(e))?;
+        let mut disabled = txn.open_table(COPY_DISABLED).map_err(|e| self.error(e))?;
+        let mut groups = txn.open_table(COPY_GROUPS).map_err(|e| self.error(e))?;
+        // A replaced copy is written in full, or not at all when the read cannot be continued.
+        let all_users: Vec<&String>;
+        let all_disabled: Vec<&String>;
+        let all_groups: Vec<&String>;
+        let (user_keys, disabled_keys, group_keys) = match touched {
+            Some(t) => (
+                t.users.iter().collect::<Vec<_>>(),
+                t.disabled.iter().collect::<Vec<_>>(),
+                t.groups.iter().collect::<Vec<_>>(),
+            ),
+            None => {
+                users.retain(|_, _| false).map_err(|e| self.error(e))?;
+                disabled.retain(|_, ()| false).map_err(|e| self.error(e))?;
+                groups.retain(|_, _| false).map_err(|e| self.error(e))?;
+                let keep = info.is_some();
+                all_users = entries.users.keys().filter(|_| keep).collect();
+                all_disabled = entries.disabled.iter().filter(|_| keep).collect();
+                all_groups = entries.groups.keys().filter(|_| keep).collect();
+                (all_users, all_disabled, all_groups)
+            }
+        };
+        for key in user_keys {
+            match entries.users.get(key) {
+                Some(record) => {
+                    let json = serde_json::to_string(record).map_err(|e| self.error(e))?;
+                    users.insert(key.as_str(), json.as_str()).map(|_| ())
+                }
+                None => users.remove(key.as_str()).map(|_| ()),
+            }
+            .map_err(|e| self.error(e))?;
+        }
+        for key in disabled_keys {
+            if entries.disabled.contains(key) {
+                disabled.insert(key.as_str(), ()).map(|_| ())
+            } else {
+                disabled.remove(key.as_str()).map(|_| ())
+            }
+            .map_err(|e| self.error(e))?;
+        }
+        for key in group_keys {
+            match entries.groups.get(key) {
+                Some(record) => {
+                    let json = serde_json::to_string(record).map_err(|e| self.error(e))?;
+                    groups.insert(key.as_str(), json.as_str()).map(|_| ())
+                }
+                None => groups.remove(key.as_str()).map(|_| ()),
+            }
+            .map_err(|e| self.error(e))?;
+        }
+        let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+        match info {
+            Some(info) => {
+                let json = serde_json::to_string(&info).map_err(|e| self.error(e))?;
+                meta.insert(KEY_COPY, json.as_str()).map(|_| ())
+            }
+            None => meta.remove(KEY_COPY).map(|_| ()),
+        }
+        .map_err(|e| self.error(e))
     }
 
     /// Forgets everything synced (used when the API key now belongs to another organization).
@@ -315,6 +502,15 @@ impl State {
             for key in [KEY_HASH, KEY_USER_SYNC, KEY_GROUP_SYNC, KEY_REFUSAL] {
                 meta.remove(key).map_err(|e| self.error(e))?;
             }
+            drop(meta);
+            self.write_copy(
+                &txn,
+                CopyUpdate::Replace {
+                    entries: &Entries::default(),
+                    info: None,
+                },
+            )?;
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             meta.insert(KEY_ORGANIZATION, organization_id)
                 .map_err(|e| self.error(e))?;
         }
@@ -396,6 +592,41 @@ mod tests {
         state
     }
 
+    fn copy() -> (Entries, CopyInfo) {
+        let user = |id: &str| UserRecord {
+            user: crate::directory::DirectoryUser {
+                reference: format!("uid={id},dc=x"),
+                external_id: id.into(),
+                email: Some(format!("{id}@x")),
+                disabled: false,
+                deleted: false,
+            },
+            aliases: vec![format!("uid={id},dc=x")],
+        };
+        let mut entries = Entries::default();
+        entries.users.insert("k1".into(), user("u1"));
+        entries.users.insert("k2".into(), user("u2"));
+        entries.disabled.insert("k2".into());
+        entries.groups.insert(
+            "kg".into(),
+            GroupRecord {
+                reference: "cn=g,dc=x".into(),
+                external_id: "g1".into(),
+                name: "G".into(),
+                alias: "cn=g,dc=x".into(),
+                members: vec!["uid=u1,dc=x".into()],
+            },
+        );
+        let info = CopyInfo {
+            watermark: "w1".into(),
+            fingerprint: "f".into(),
+            full_read_at: "2026-01-01T00:00:00Z".into(),
+            users_read: 2,
+            groups_read: 1,
+        };
+        (entries, info)
+    }
+
     #[test]
     fn sync_is_recorded_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -403,28 +634,76 @@ mod tests {
             users: Some("2026-01-01T00:00:00Z".into()),
             groups: None,
         };
+        let (entries, info) = copy();
         {
             let state = State::open(dir.path()).unwrap();
+            let update = CopyUpdate::Replace {
+                entries: &entries,
+                info: Some(info.clone()),
+            };
             state
-                .record_sync("org", &sample(), "hash1", &times)
+                .record_sync("org", &sample(), "hash1", &times, update)
                 .unwrap();
         }
         let state = State::open(dir.path()).unwrap();
         assert_eq!(state.synced().unwrap(), sample());
         assert_eq!(state.last_hash().unwrap().as_deref(), Some("hash1"));
         assert_eq!(state.sync_times().unwrap(), times);
+        assert_eq!(state.copy_info().unwrap(), Some(info));
+        assert_eq!(state.copy_entries().unwrap(), entries);
     }
 
     #[test]
-    fn clear_cache_keeps_members_and_groups() {
+    fn incremental_changes_write_only_touched_entries() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::open(dir.path()).unwrap();
+        let (mut entries, mut info) = copy();
+        let update = CopyUpdate::Replace {
+            entries: &entries,
+            info: Some(info.clone()),
+        };
         state
-            .record_sync("org", &sample(), "hash1", &SyncTimes::default())
+            .record_sync("org", &sample(), "h", &SyncTimes::default(), update)
+            .unwrap();
+
+        // k1 deleted, k2 no longer disabled; the group is untouched.
+        entries.users.remove("k1");
+        entries.disabled.clear();
+        info.watermark = "w2".into();
+        let touched = Touched {
+            users: vec!["k1".into()],
+            disabled: vec!["k2".into()],
+            groups: Vec::new(),
+        };
+        let update = CopyUpdate::Apply {
+            entries: &entries,
+            touched: &touched,
+            info: info.clone(),
+        };
+        state
+            .record_unchanged(&SyncTimes::default(), update)
+            .unwrap();
+        assert_eq!(state.copy_entries().unwrap(), entries);
+        assert_eq!(state.copy_info().unwrap().unwrap().watermark, "w2");
+    }
+
+    #[test]
+    fn clear_cache_keeps_members_and_groups_but_drops_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        let (entries, info) = copy();
+        let update = CopyUpdate::Replace {
+            entries: &entries,
+            info: Some(info),
+        };
+        state
+            .record_sync("org", &sample(), "hash1", &SyncTimes::default(), update)
             .unwrap();
         state.clear_cache().unwrap();
         assert_eq!(state.last_hash().unwrap(), None);
         assert_eq!(state.synced().unwrap(), sample());
+        assert_eq!(state.copy_info().unwrap(), None);
+        assert_eq!(state.copy_entries().unwrap(), Entries::default());
     }
 
     #[test]

@@ -208,6 +208,35 @@ pub struct SyncReport {
     pub warnings: Vec<String>,
     /// RFC 3339 time the run started.
     pub started_at: String,
+    /// How the directory was read.
+    #[serde(default)]
+    pub read: DirectoryRead,
+}
+
+/// How a sync read the directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryRead {
+    pub mode: ReadMode,
+    /// Entries added, changed or removed since the last sync (incremental reads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries_changed: Option<usize>,
+    /// Why a read was full although the directory tracks changes (e.g. the first sync, the
+    /// daily full read, changed settings, a cleared cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum ReadMode {
+    /// Every user and group was read, and the requests carry all of them.
+    #[default]
+    Full,
+    /// Only what changed since the last sync was read, and the requests carry only the changes.
+    Incremental,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,17 +1,21 @@
-//! Directory sources. Each source reads users and groups from one kind of directory and returns a
-//! [`Snapshot`]; everything after that (normalising, flattening, diffing) is shared in
-//! [`crate::plan`].
+//! Directory sources. Each source reads the users and groups of one kind of directory into
+//! [`Entries`], in full or (where the directory tracks changes) as [`Changes`] since a watermark.
+//! Resolving group members ([`Entries::snapshot`]) is shared here; everything after that
+//! (normalising, flattening, diffing) is shared in [`crate::plan`].
 //!
 //! **Invariant:** a source returns either a complete snapshot or an error. A read that stopped
 //! half-way (a failed page, a size limit, a lost connection) is an error, never a short snapshot,
-//! because the plan removes members that are missing from it.
+//! because the plan removes members that are missing from it. The same holds for changes.
 
 pub mod ldap;
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
+use serde::{Deserialize, Serialize};
+
 /// A user as the directory describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryUser {
     /// Where the entry lives (LDAP: its DN). Used in reports.
     pub reference: String,
@@ -35,7 +39,7 @@ pub struct DirectoryGroup {
     pub group_members: Vec<usize>,
 }
 
-/// Everything one read of the directory returned.
+/// Everything one read of the directory returned, with group members resolved.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// `None` when users are not synced.
@@ -46,11 +50,247 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
 }
 
+/// A user entry as kept between reads: the user plus the values a group's member list may name
+/// it by (LDAP: its normalised DN and its lower-cased uid).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub user: DirectoryUser,
+    pub aliases: Vec<String>,
+}
+
+/// A group entry as kept between reads, its members still unresolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub reference: String,
+    pub external_id: String,
+    pub name: String,
+    /// The value a parent group's member list names this group by.
+    pub alias: String,
+    /// Member references, normalised the way aliases are.
+    pub members: Vec<String>,
+}
+
+/// The entries of the directory, keyed by the source's stable entry key (LDAP: the entryUUID
+/// when the server tracks changes, the normalised DN otherwise). This is what an incremental
+/// read updates and what the engine stores between syncs, so requests are always built from
+/// the whole directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entries {
+    pub users: HashMap<String, UserRecord>,
+    /// Keys of users that a separate search (LDAP: `ldap.disabled_filter`) marks disabled.
+    pub disabled: HashSet<String>,
+    pub groups: HashMap<String, GroupRecord>,
+}
+
+/// A set of entries keyed like [`Entries`], as a read reports changes to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delta<T> {
+    /// Entries added or changed, in full.
+    pub upserts: Vec<(String, T)>,
+    /// Keys of entries deleted or no longer selected.
+    pub deletes: Vec<String>,
+    /// When the source listed every unchanged entry instead of naming deletions: the keys it
+    /// listed. Every other entry that was not upserted is gone.
+    pub present: Option<HashSet<String>>,
+}
+
+impl<T> Default for Delta<T> {
+    fn default() -> Self {
+        Delta {
+            upserts: Vec::new(),
+            deletes: Vec::new(),
+            present: None,
+        }
+    }
+}
+
+impl<T> Delta<T> {
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty() && self.present.is_none()
+    }
+
+    /// Applies the delta; returns the keys it added, changed or removed.
+    fn apply(self, map: &mut HashMap<String, T>) -> Vec<String> {
+        let mut touched: Vec<String> = self.deletes.clone();
+        if let Some(present) = &self.present {
+            let upserted: HashSet<&str> = self.upserts.iter().map(|(k, _)| k.as_str()).collect();
+            map.retain(|key, _| {
+                let keep = present.contains(key) || upserted.contains(key.as_str());
+                if !keep {
+                    touched.push(key.clone());
+                }
+                keep
+            });
+        }
+        for key in &self.deletes {
+            map.remove(key);
+        }
+        for (key, value) in self.upserts {
+            touched.push(key.clone());
+            map.insert(key, value);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        touched
+    }
+}
+
+/// What changed in the directory since the read that returned the watermark.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub users: Delta<UserRecord>,
+    /// Changes to the set of users marked disabled (the value is unused).
+    pub disabled: Delta<()>,
+    pub groups: Delta<GroupRecord>,
+    /// Where the next incremental read starts.
+    pub watermark: String,
+    /// Things the admin should know that do not stop the sync.
+    pub warnings: Vec<String>,
+}
+
+impl Changes {
+    /// No entry changed (the watermark may still have moved on).
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.disabled.is_empty() && self.groups.is_empty()
+    }
+
+    /// Applies the changes; returns the keys they touched, so only those are written back.
+    pub fn apply_to(self, entries: &mut Entries) -> Touched {
+        let mut disabled: HashMap<String, ()> = entries.disabled.drain().map(|k| (k, ())).collect();
+        let touched = Touched {
+            users: self.users.apply(&mut entries.users),
+            disabled: self.disabled.apply(&mut disabled),
+            groups: self.groups.apply(&mut entries.groups),
+        };
+        entries.disabled = disabled.into_keys().collect();
+        touched
+    }
+}
+
+/// Keys of the entries an incremental read added, changed or removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub users: Vec<String>,
+    pub disabled: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl Touched {
+    /// How many entries changed (a user that also changed its disabled mark counts once).
+    pub fn count(&self) -> usize {
+        let users: HashSet<&String> = self.users.iter().chain(&self.disabled).collect();
+        users.len() + self.groups.len()
+    }
+}
+
+/// A complete read.
+#[derive(Clone, Debug, Default)]
+pub struct FullRead {
+    pub entries: Entries,
+    /// Set when the directory can later report changes since this read.
+    pub watermark: Option<String>,
+    /// Things the admin should know that do not stop the sync.
+    pub warnings: Vec<String>,
+}
+
+/// How many unresolved group members to name in a warning.
+const EXAMPLES: usize = 3;
+
+impl Entries {
+    /// Resolves group members against the users and groups and returns what the plan reads.
+    /// Entries are sorted by key, so the result does not depend on the order of reads.
+    pub fn snapshot(&self, sync_users: bool, sync_groups: bool) -> Snapshot {
+        let mut warnings = Vec::new();
+        let mut user_keys: Vec<&String> = self.users.keys().collect();
+        user_keys.sort_unstable();
+        let mut group_keys: Vec<&String> = self.groups.keys().collect();
+        group_keys.sort_unstable();
+
+        let users: Vec<DirectoryUser> = user_keys
+            .iter()
+            .map(|key| {
+                let mut user = self.users[*key].user.clone();
+                user.disabled |= self.disabled.contains(*key);
+                user
+            })
+            .collect();
+
+        let groups = sync_groups.then(|| {
+            let mut by_alias: HashMap<&str, Member<'_>> = HashMap::new();
+            for (index, key) in group_keys.iter().enumerate() {
+                by_alias.insert(self.groups[*key].alias.as_str(), Member::Group(index));
+            }
+            // Users win over groups that share an alias; deleted users are nobody's member.
+            for record in user_keys
+                .iter()
+                .map(|key| &self.users[*key])
+                .filter(|r| !r.user.deleted)
+            {
+                for alias in &record.aliases {
+                    by_alias.insert(alias, Member::User(&record.user.external_id));
+                }
+            }
+            let mut unresolved = 0usize;
+            let mut examples = Vec::new();
+            let groups = group_keys
+                .iter()
+                .map(|key| {
+                    let record = &self.groups[*key];
+                    let mut group = DirectoryGroup {
+                        reference: record.reference.clone(),
+                        external_id: record.external_id.clone(),
+                        name: record.name.clone(),
+                        user_members: Vec::new(),
+                        group_members: Vec::new(),
+                    };
+                    let mut seen_users = HashSet::new();
+                    for value in &record.members {
+                        match by_alias.get(value.as_str()) {
+                            Some(Member::User(id)) => {
+                                if seen_users.insert(*id) {
+                                    group.user_members.push(id.to_string());
+                                }
+                            }
+                            Some(Member::Group(index)) => group.group_members.push(*index),
+                            None => {
+                                unresolved += 1;
+                                if examples.len() < EXAMPLES {
+                                    examples.push(value.as_str());
+                                }
+                            }
+                        }
+                    }
+                    group
+                })
+                .collect();
+            if unresolved > 0 {
+                warnings.push(format!(
+                    "{unresolved} group member value(s) match no synced user or group (outside the user/group path or filter), e.g. {}",
+                    examples.join("; ")
+                ));
+            }
+            groups
+        });
+        Snapshot {
+            users: sync_users.then_some(users),
+            groups,
+            warnings,
+        }
+    }
+}
+
+enum Member<'a> {
+    User(&'a str),
+    Group(usize),
+}
+
 /// What the caller wants from a read.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReadOptions {
     /// Also read deleted objects (AD tombstones) so they can be shown and removed.
     pub include_deleted: bool,
+    /// Ask the directory to track changes, so later reads can be incremental.
+    pub track_changes: bool,
 }
 
 /// Receives progress while a source reads, for a progress indicator.
@@ -68,7 +308,7 @@ impl Progress for NoProgress {
 
 /// The one trait every directory source implements.
 pub trait Directory: Send + Sync {
-    /// Reads the users and groups selected by the configuration.
+    /// Reads every user and group the configuration selects.
     ///
     /// # Errors
     /// Any failure to connect, authenticate or read completely.
@@ -76,7 +316,19 @@ pub trait Directory: Send + Sync {
         &self,
         options: ReadOptions,
         progress: &dyn Progress,
-    ) -> impl Future<Output = Result<Snapshot, DirectoryError>> + Send;
+    ) -> impl Future<Output = Result<FullRead, DirectoryError>> + Send;
+
+    /// Reads what changed since the read that returned `watermark`. `Ok(None)` when the
+    /// directory can no longer tell (the watermark expired or the server lost track): the
+    /// caller then reads everything.
+    ///
+    /// # Errors
+    /// As [`Directory::read`]; a half-read change set is an error, never a short one.
+    fn read_changes(
+        &self,
+        watermark: &str,
+        progress: &dyn Progress,
+    ) -> impl Future<Output = Result<Option<Changes>, DirectoryError>> + Send;
 }
 
 /// Why a directory read failed, with what to do about it.

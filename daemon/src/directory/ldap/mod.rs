@@ -1,0 +1,605 @@
+//! LDAP and Active Directory source (ldap3, rustls).
+//!
+//! A full read is one streaming paged search for users and one for groups, each asking only for
+//! the attributes orgsync uses; disabled users on non-AD servers come from one more search with
+//! `ldap.disabled_filter` that returns DNs only. Group members stay as references and are
+//! resolved in [`crate::directory::Entries::snapshot`], so there is no second user search.
+//!
+//! Where the server offers RFC 4533 content synchronisation (OpenLDAP's `syncprov`), the same
+//! three searches run as refreshOnly syncs: the first returns everything plus a cookie per
+//! search, later ones only what changed since (deletes included), keyed by entryUUID.
+
+mod dn;
+mod session;
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ldap3::SearchEntry;
+use ldap3::controls::RawControl;
+use serde::{Deserialize, Serialize};
+
+pub use self::dn::normalize_dn;
+use self::dn::member_reference;
+use self::session::Session;
+use crate::config::{ExternalIdSource, ResolvedLdap};
+use crate::directory::{
+    Changes, Delta, Directory, DirectoryError, DirectoryUser, Entries, FullRead, GroupRecord,
+    Progress, ReadOptions, UserRecord,
+};
+use crate::secrets::Secret;
+
+/// AD's "show deleted objects" control: lets a search see tombstones under CN=Deleted Objects.
+const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";
+/// userAccountControl bit ACCOUNTDISABLE.
+const UAC_ACCOUNT_DISABLE: u64 = 0x2;
+
+/// Reads users and groups from an LDAP server.
+pub struct LdapDirectory {
+    config: ResolvedLdap,
+    password: Secret,
+    read_groups: bool,
+}
+
+/// The watermark of a content-synchronised read: one cookie per search, as the server sent
+/// them (base64 in the stored JSON).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cookies {
+    users: String,
+    disabled: Option<String>,
+    groups: Option<String>,
+}
+
+impl Cookies {
+    fn decode(watermark: &str) -> Option<Cookies> {
+        serde_json::from_str(watermark).ok()
+    }
+
+    fn encode(&self) -> String {
+        serde_json::to_string(self).expect("cookies serialise")
+    }
+}
+
+fn cookie_bytes(cookie: &Option<String>) -> Option<Vec<u8>> {
+    cookie.as_ref().and_then(|c| BASE64.decode(c).ok())
+}
+
+impl LdapDirectory {
+    /// `read_groups` off skips the group search (users are always read: memberships and
+    /// removals are resolved against them).
+    pub fn new(config: ResolvedLdap, password: Secret, read_groups: bool) -> Self {
+        LdapDirectory {
+            config,
+            password,
+            read_groups,
+        }
+    }
+}
+
+impl Directory for LdapDirectory {
+    async fn read(
+        &self,
+        options: ReadOptions,
+        progress: &dyn Progress,
+    ) -> Result<FullRead, DirectoryError> {
+        let mut session = Session::open(&self.config, &self.password).await?;
+        let result = self.read_full(&mut session, options, progress).await;
+        session.close().await;
+        result
+    }
+
+    async fn read_changes(
+        &self,
+        watermark: &str,
+        progress: &dyn Progress,
+    ) -> Result<Option<Changes>, DirectoryError> {
+        let Some(cookies) = Cookies::decode(watermark) else {
+            return Ok(None);
+        };
+        let mut session = Session::open(&self.config, &self.password).await?;
+        let result = self
+            .read_synced(&mut session, Some(&cookies), progress)
+            .await;
+        session.close().await;
+        result
+    }
+}
+
+impl LdapDirectory {
+    async fn read_full(
+        &self,
+        session: &mut Session<'_>,
+        options: ReadOptions,
+        progress: &dyn Progress,
+    ) -> Result<FullRead, DirectoryError> {
+        let mut warnings = Vec::new();
+        if options.track_changes && self.config.incremental && session.supports_content_sync().await
+        {
+            match self.read_synced(session, None, progress).await {
+                Ok(Some(changes)) => {
+                    let entries = Entries {
+                        users: changes.users.upserts.into_iter().collect(),
+                        disabled: changes.disabled.upserts.into_iter().map(|(k, ())| k).collect(),
+                        groups: changes.groups.upserts.into_iter().collect(),
+                    };
+                    warnings.extend(changes.warnings);
+                    return Ok(FullRead {
+                        entries,
+                        watermark: Some(changes.watermark),
+                        warnings,
+                    });
+                }
+                Ok(None) => {}
+                Err(e @ (DirectoryError::Connect { .. } | DirectoryError::Timeout { .. })) => {
+                    return Err(e);
+                }
+                Err(e) => warnings.push(format!(
+                    "the server offers content synchronisation, but it failed, so this read was a full paged one and the next will be too: {e}"
+                )),
+            }
+        }
+        let mut read = self.read_paged(session, options, progress).await?;
+        read.warnings.splice(0..0, warnings);
+        Ok(read)
+    }
+
+    /// A full read with paged searches; entries keyed by normalised DN, no watermark.
+    async fn read_paged(
+        &self,
+        session: &mut Session<'_>,
+        options: ReadOptions,
+        progress: &dyn Progress,
+    ) -> Result<FullRead, DirectoryError> {
+        let cfg = &self.config;
+        let mut warnings = Vec::new();
+        let mut entries = Entries::default();
+
+        if let Some(filter) = self.disabled_filter() {
+            session
+                .search(&cfg.user_base, &filter, &["1.1".to_string()], None, |entry| {
+                    entries.disabled.insert(normalize_dn(&entry.dn));
+                    Ok(())
+                })
+                .await?;
+        }
+        let attrs = self.user_attributes();
+        session
+            .search(&cfg.user_base, &cfg.user_filter, &attrs, None, |entry| {
+                let record = self.user_record(&entry, false)?;
+                entries.users.insert(normalize_dn(&entry.dn), record);
+                progress.entries_read("users", entries.users.len());
+                Ok(())
+            })
+            .await?;
+        if cfg.active_directory && options.include_deleted {
+            match self.read_deleted_users(session, &mut entries).await {
+                Ok(()) => {}
+                Err(e) => warnings.push(format!("cannot read deleted objects: {e}")),
+            }
+        }
+
+        if self.read_groups {
+            let mut nameless = 0;
+            let mut ranged = Vec::new();
+            session
+                .search(
+                    &cfg.group_base,
+                    &cfg.group_filter,
+                    &self.group_attributes(),
+                    None,
+                    |entry| {
+                        match self.group_record(&entry)? {
+                            Some((record, next_range)) => {
+                                let key = normalize_dn(&entry.dn);
+                                if let Some(start) = next_range {
+                                    ranged.push((key.clone(), start));
+                                }
+                                entries.groups.insert(key, record);
+                            }
+                            None => nameless += 1,
+                        }
+                        progress.entries_read("groups", entries.groups.len());
+                        Ok(())
+                    },
+                )
+                .await?;
+            self.fetch_ranges(session, &mut entries.groups, ranged)
+                .await?;
+            if nameless > 0 {
+                warnings.push(self.nameless_warning(nameless));
+            }
+        }
+        Ok(FullRead {
+            entries,
+            watermark: None,
+            warnings,
+        })
+    }
+
+    /// The three searches as RFC 4533 refreshOnly syncs. Without cookies every entry comes
+    /// back as an upsert. `Ok(None)` when the server can no longer serve a cookie.
+    async fn read_synced(
+        &self,
+        session: &mut Session<'_>,
+        cookies: Option<&Cookies>,
+        progress: &dyn Progress,
+    ) -> Result<Option<Changes>, DirectoryError> {
+        let cfg = &self.config;
+        let mut next = Cookies::default();
+        let mut changes = Changes::default();
+
+        let previous = cookies.map(|c| cookie_bytes(&Some(c.users.clone())));
+        let users_cookie = match previous {
+            // A cookie that is not base64 is not ours: read everything.
+            Some(None) => return Ok(None),
+            Some(Some(bytes)) => Some(bytes),
+            None => None,
+        };
+        let attrs = self.user_attributes();
+        let mut upserts = Vec::new();
+        let Some(search) = session
+            .sync_search(
+                &cfg.user_base,
+                &cfg.user_filter,
+                &attrs,
+                users_cookie.as_deref(),
+                |key, entry| {
+                    upserts.push((key, self.user_record(&entry, false)?));
+                    progress.entries_read("users", upserts.len());
+                    Ok(())
+                },
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        next.users = search
+            .cookie
+            .as_ref()
+            .map(|c| BASE64.encode(c))
+            .or_else(|| cookies.map(|c| c.users.clone()))
+            .ok_or_else(|| self.no_cookie(&cfg.user_base))?;
+        changes.users = Delta {
+            upserts,
+            deletes: search.deletes,
+            present: search.present,
+        };
+
+        if let Some(filter) = self.disabled_filter() {
+            let cookie = cookies.and_then(|c| cookie_bytes(&c.disabled));
+            let mut upserts = Vec::new();
+            let Some(search) = session
+                .sync_search(
+                    &cfg.user_base,
+                    &filter,
+                    &["1.1".to_string()],
+                    cookie.as_deref(),
+                    |key, _| {
+                        upserts.push((key, ()));
+                        Ok(())
+                    },
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            next.disabled = search
+                .cookie
+                .as_ref()
+                .map(|c| BASE64.encode(c))
+                .or_else(|| cookies.and_then(|c| c.disabled.clone()));
+            changes.disabled = Delta {
+                upserts,
+                deletes: search.deletes,
+                present: search.present,
+            };
+        }
+
+        if self.read_groups {
+            let cookie = cookies.and_then(|c| cookie_bytes(&c.groups));
+            let mut upserts = Vec::new();
+            let mut nameless = Vec::new();
+            let mut ranged = Vec::new();
+            let Some(search) = session
+                .sync_search(
+                    &cfg.group_base,
+                    &cfg.group_filter,
+                    &self.group_attributes(),
+                    cookie.as_deref(),
+                    |key, entry| {
+                        match self.group_record(&entry)? {
+                            Some((record, next_range)) => {
+                                if let Some(start) = next_range {
+                                    ranged.push((key.clone(), start));
+                                }
+                                upserts.push((key, record));
+                            }
+                            // A group that lost its name is no longer synced.
+                            None => nameless.push(key),
+                        }
+                        progress.entries_read("groups", upserts.len());
+                        Ok(())
+                    },
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            next.groups = search
+                .cookie
+                .as_ref()
+                .map(|c| BASE64.encode(c))
+                .or_else(|| cookies.and_then(|c| c.groups.clone()));
+            let mut groups: HashMap<String, GroupRecord> =
+                upserts.into_iter().collect();
+            self.fetch_ranges(session, &mut groups, ranged).await?;
+            if !nameless.is_empty() {
+                changes.warnings.push(self.nameless_warning(nameless.len()));
+            }
+            let mut deletes = search.deletes;
+            deletes.extend(nameless);
+            changes.groups = Delta {
+                upserts: groups.into_iter().collect(),
+                deletes,
+                present: search.present,
+            };
+        }
+        changes.watermark = next.encode();
+        Ok(Some(changes))
+    }
+
+    fn no_cookie(&self, base: &str) -> DirectoryError {
+        DirectoryError::Search {
+            base: base.to_string(),
+            filter: self.config.user_filter.clone(),
+            message: "the server sent no content-synchronisation cookie".into(),
+        }
+    }
+
+    fn disabled_filter(&self) -> Option<String> {
+        let disabled = self.config.disabled_filter.as_ref()?;
+        Some(format!("(&{}{disabled})", self.config.user_filter))
+    }
+
+    fn user_attributes(&self) -> Vec<String> {
+        let cfg = &self.config;
+        let mut attrs = vec![cfg.email_attribute.clone(), cfg.uid_attribute.clone()];
+        if let Some(attr) = external_id_attribute(&cfg.external_id) {
+            attrs.push(attr.to_string());
+        }
+        if let Some((prefix, _)) = &cfg.email_prefix_suffix {
+            attrs.push(prefix.clone());
+        }
+        if cfg.active_directory {
+            attrs.push("userAccountControl".into());
+        }
+        attrs.sort();
+        attrs.dedup();
+        attrs
+    }
+
+    fn group_attributes(&self) -> Vec<String> {
+        let cfg = &self.config;
+        let mut attrs = vec![
+            cfg.group_name_attribute.clone(),
+            "cn".to_string(),
+            cfg.member_attribute.clone(),
+        ];
+        if let Some(attr) = external_id_attribute(&cfg.external_id) {
+            attrs.push(attr.to_string());
+        }
+        attrs.sort();
+        attrs.dedup();
+        attrs
+    }
+
+    /// AD tombstones of users, read with the show-deleted control. Tombstones usually keep only a
+    /// few attributes (objectGUID, sAMAccountName); without an email they are reported, not sent.
+    async fn read_deleted_users(
+        &self,
+        session: &mut Session<'_>,
+        entries: &mut Entries,
+    ) -> Result<(), DirectoryError> {
+        let cfg = &self.config;
+        let base = format!("CN=Deleted Objects,{}", cfg.root_path);
+        let filter = format!("(&{}(isDeleted=TRUE))", cfg.user_filter);
+        let control = RawControl {
+            ctype: SHOW_DELETED_OID.into(),
+            crit: true,
+            val: None,
+        };
+        session
+            .search(
+                &base,
+                &filter,
+                &self.user_attributes(),
+                Some(control),
+                |entry| {
+                    let record = self.user_record(&entry, true)?;
+                    entries.users.insert(normalize_dn(&entry.dn), record);
+                    Ok(())
+                },
+            )
+            .await
+    }
+
+    fn user_record(&self, entry: &SearchEntry, deleted: bool) -> Result<UserRecord, DirectoryError> {
+        let cfg = &self.config;
+        let external_id = external_id(entry, &cfg.external_id)?;
+        let email = first_value(entry, &cfg.email_attribute)
+            .or_else(|| {
+                let (prefix_attr, suffix) = cfg.email_prefix_suffix.as_ref()?;
+                first_value(entry, prefix_attr).map(|prefix| format!("{prefix}{suffix}"))
+            })
+            .map(|email| email.trim().to_lowercase())
+            .filter(|email| !email.is_empty());
+        let disabled = cfg.active_directory
+            && first_value(entry, "userAccountControl")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .is_some_and(|uac| (uac as u64) & UAC_ACCOUNT_DISABLE != 0);
+        let mut aliases = vec![normalize_dn(&entry.dn)];
+        if let Some(uid) = first_value(entry, &cfg.uid_attribute) {
+            aliases.extend(member_reference(&uid));
+        }
+        Ok(UserRecord {
+            user: DirectoryUser {
+                reference: entry.dn.clone(),
+                external_id,
+                email,
+                disabled,
+                deleted,
+            },
+            aliases,
+        })
+    }
+
+    /// The group's record and, when AD split its members into ranges, where the next starts.
+    /// `None` for a group with neither the name attribute nor a cn.
+    fn group_record(
+        &self,
+        entry: &SearchEntry,
+    ) -> Result<Option<(GroupRecord, Option<usize>)>, DirectoryError> {
+        let cfg = &self.config;
+        let Some(name) = first_value(entry, &cfg.group_name_attribute)
+            .or_else(|| first_value(entry, "cn"))
+        else {
+            return Ok(None);
+        };
+        let (members, next_range) = member_values(entry, &cfg.member_attribute);
+        Ok(Some((
+            GroupRecord {
+                reference: entry.dn.clone(),
+                external_id: external_id(entry, &cfg.external_id)?,
+                name,
+                alias: normalize_dn(&entry.dn),
+                members: members.iter().filter_map(|m| member_reference(m)).collect(),
+            },
+            next_range,
+        )))
+    }
+
+    /// AD returns at most 1500 values of a large multi-valued attribute per search and names the
+    /// rest as ranges (`member;range=0-1499`); fetches the remaining ranges of those groups.
+    async fn fetch_ranges(
+        &self,
+        session: &mut Session<'_>,
+        groups: &mut HashMap<String, GroupRecord>,
+        ranged: Vec<(String, usize)>,
+    ) -> Result<(), DirectoryError> {
+        for (key, start) in ranged {
+            let Some(group) = groups.get_mut(&key) else {
+                continue;
+            };
+            let mut next = Some(start);
+            while let Some(start) = next {
+                let (more, more_next) = session
+                    .member_range(&group.reference, &self.config.member_attribute, start)
+                    .await?;
+                group
+                    .members
+                    .extend(more.iter().filter_map(|m| member_reference(m)));
+                next = more_next;
+            }
+        }
+        Ok(())
+    }
+
+    fn nameless_warning(&self, count: usize) -> String {
+        format!(
+            "{count} group(s) have neither {} nor cn and were skipped",
+            self.config.group_name_attribute
+        )
+    }
+}
+
+fn external_id_attribute(source: &ExternalIdSource) -> Option<&str> {
+    match source {
+        ExternalIdSource::Dn => None,
+        ExternalIdSource::ObjectGuid => Some("objectGUID"),
+        ExternalIdSource::Attribute(attr) => Some(attr),
+    }
+}
+
+fn external_id(entry: &SearchEntry, source: &ExternalIdSource) -> Result<String, DirectoryError> {
+    let missing = |attr: &str| {
+        DirectoryError::Config(format!(
+            "entry {} has no {attr} attribute, which ldap.external_id_attribute names; choose an attribute every user and group has, or `dn`",
+            entry.dn
+        ))
+    };
+    match source {
+        ExternalIdSource::Dn => Ok(entry.dn.clone()),
+        ExternalIdSource::ObjectGuid => {
+            let bytes = binary_value(entry, "objectGUID").ok_or_else(|| missing("objectGUID"))?;
+            format_guid(&bytes).ok_or_else(|| missing("a 16-byte objectGUID"))
+        }
+        ExternalIdSource::Attribute(attr) => first_value(entry, attr).ok_or_else(|| missing(attr)),
+    }
+}
+
+/// Formats AD's binary objectGUID as Microsoft prints it: the first three fields little-endian.
+pub fn format_guid(bytes: &[u8]) -> Option<String> {
+    let b: &[u8; 16] = bytes.try_into().ok()?;
+    Some(format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[3],
+        b[2],
+        b[1],
+        b[0],
+        b[5],
+        b[4],
+        b[7],
+        b[6],
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    ))
+}
+
+/// Attribute names are case-insensitive in LDAP; servers answer in their schema's spelling.
+fn first_value(entry: &SearchEntry, attr: &str) -> Option<String> {
+    entry
+        .attrs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(attr))
+        .and_then(|(_, values)| values.first().cloned())
+}
+
+/// A binary attribute's first value. ldap3 files values that happen to be valid UTF-8 under
+/// `attrs`, so look in both maps.
+fn binary_value(entry: &SearchEntry, attr: &str) -> Option<Vec<u8>> {
+    entry
+        .bin_attrs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(attr))
+        .and_then(|(_, values)| values.first().cloned())
+        .or_else(|| first_value(entry, attr).map(String::into_bytes))
+}
+
+/// All values of the member attribute, and where the next range starts if AD split them.
+fn member_values(entry: &SearchEntry, attr: &str) -> (Vec<String>, Option<usize>) {
+    let mut values = Vec::new();
+    let mut next = None;
+    for (name, vals) in &entry.attrs {
+        let (base, options) = name.split_once(';').unwrap_or((name, ""));
+        if !base.eq_ignore_ascii_case(attr) {
+            continue;
+        }
+        values.extend(vals.iter().cloned());
+        // `range=0-1499` means more follow from 1500; `range=1500-*` is the last part.
+        if let Some(range) = options.strip_prefix("range=")
+            && let Some((_, end)) = range.split_once('-')
+            && let Ok(end) = end.parse::<usize>()
+        {
+            next = Some(end + 1);
+        }
+    }
+    (values, next)
+}
+
