@@ -110,11 +110,18 @@ impl Context {
     /// A hash of everything that shapes a read and a plan. A stored directory copy made under
     /// other settings (or by another orgsync version) is not continued.
     fn fingerprint(&self) -> String {
+        // When runs happen does not change what they read.
+        let sync = crate::config::SyncConfig {
+            interval_minutes: 0,
+            schedule: None,
+            full_read_hours: 0,
+            ..self.config.sync.clone()
+        };
         let text = format!(
             "{}\n{:?}\n{:?}",
             env!("CARGO_PKG_VERSION"),
             self.config.ldap,
-            self.config.sync
+            sync
         );
         base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
@@ -186,7 +193,8 @@ impl Context {
 
         // Nothing changed since the last recorded sync: the organization already matches.
         if let Read::Unchanged { info } = &read {
-            self.state.record_unchanged(&times, read.copy_update(info.users_read, info.groups_read))?;
+            self.state
+                .record_unchanged(&times, read.copy_update(info.users_read, info.groups_read))?;
             return Ok(SyncReport {
                 schema_version: SCHEMA_VERSION,
                 outcome: SyncOutcome::Unchanged,
@@ -297,7 +305,9 @@ impl Context {
             Some(info) if info.fingerprint != fingerprint => {
                 Some("the [ldap] or [sync] settings changed since the last read")
             }
-            Some(info) if full_read_due(info) => Some("the periodic full read is due (sync.full_read_hours)"),
+            Some(info) if full_read_due(info) => {
+                Some("the periodic full read is due (sync.full_read_hours)")
+            }
             Some(info) => match directory.read_changes(&info.watermark, progress).await? {
                 Some(changes) if changes.is_empty() && self.state.last_hash()?.is_some() => {
                     let mut info = info.clone();
@@ -423,7 +433,6 @@ impl Read {
         }
     }
 }
-
 
 /// The refusal that applies to this run, if any.
 fn refused(refusal: &Option<Refusal>, options: SyncOptions) -> Option<Refusal> {

@@ -47,8 +47,8 @@ pub struct SlapdOptions {
     /// Listen on LDAPS too and offer StartTLS, with a certificate from a fresh test CA.
     /// Default true.
     pub tls: bool,
-    /// Load the `syncprov` overlay (RFC 4533 sync, checkpointed contextCSN) and index
-    /// `entryCSN`. Default false.
+    /// Load the `syncprov` overlay (RFC 4533 sync, checkpointed contextCSN, a session log of
+    /// 100,000 changes) and index `entryCSN`. Default false.
     pub syncprov: bool,
     /// More schemas: names of files in `/etc/ldap/schema` without `.schema` (e.g. `misc`,
     /// `dyngroup`, `msuser`) or absolute paths to `.schema` files. `ppolicy` is accepted and does
@@ -454,7 +454,9 @@ memberof-refint TRUE
 overlay ppolicy
 "#;
     if opts.syncprov {
-        c += "\noverlay syncprov\nsyncprov-checkpoint 100 10\n";
+        // The session log lets a refresh name deleted entries instead of listing every
+        // unchanged one (the present phase).
+        c += "\noverlay syncprov\nsyncprov-checkpoint 100 10\nsyncprov-sessionlog 100000\n";
     }
     c
 }

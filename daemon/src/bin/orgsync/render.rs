@@ -6,7 +6,10 @@ use std::path::Path;
 use orgsync::config::Config;
 use orgsync::secrets::{SecretKey, Secrets};
 use orgsync_proto::api::{DaemonStatus, RunRecord};
-use orgsync_proto::{Diff, InstallationStatus, SyncOutcome, SyncReport, TestReport, UserEntry};
+use orgsync_proto::{
+    Diff, DirectoryRead, InstallationStatus, ReadMode, SyncOutcome, SyncReport, TestReport,
+    UserEntry,
+};
 
 /// How many names to print per list before "and N more".
 const SHOWN: usize = 20;
@@ -94,10 +97,33 @@ pub fn sync_report(report: &SyncReport) -> String {
             diff(&mut out, &report.diff);
         }
     }
+    directory_read(&mut out, &report.read);
     skipped(&mut out, &report.skipped);
     gone_groups(&mut out, &report.diff);
     warnings(&mut out, &report.warnings);
     out
+}
+
+/// How the directory was read, when it tracks changes (a plain full read says nothing).
+fn directory_read(out: &mut String, read: &DirectoryRead) {
+    match (read.mode, &read.reason) {
+        (ReadMode::Incremental, _) => {
+            let _ = writeln!(
+                out,
+                "Read only the changes since the last sync: {} entr{} changed.",
+                read.entries_changed.unwrap_or_default(),
+                if read.entries_changed == Some(1) {
+                    "y"
+                } else {
+                    "ies"
+                }
+            );
+        }
+        (ReadMode::Full, Some(reason)) => {
+            let _ = writeln!(out, "Read the whole directory: {reason}.");
+        }
+        (ReadMode::Full, None) => {}
+    }
 }
 
 fn user_list(out: &mut String, title: &str, entries: &[UserEntry]) {

@@ -20,8 +20,8 @@ use ldap3::SearchEntry;
 use ldap3::controls::RawControl;
 use serde::{Deserialize, Serialize};
 
-pub use self::dn::normalize_dn;
 use self::dn::member_reference;
+pub use self::dn::normalize_dn;
 use self::session::Session;
 use crate::config::{ExternalIdSource, ResolvedLdap};
 use crate::directory::{
@@ -157,10 +157,16 @@ impl LdapDirectory {
 
         if let Some(filter) = self.disabled_filter() {
             session
-                .search(&cfg.user_base, &filter, &["1.1".to_string()], None, |entry| {
-                    entries.disabled.insert(normalize_dn(&entry.dn));
-                    Ok(())
-                })
+                .search(
+                    &cfg.user_base,
+                    &filter,
+                    &["1.1".to_string()],
+                    None,
+                    |entry| {
+                        entries.disabled.insert(normalize_dn(&entry.dn));
+                        Ok(())
+                    },
+                )
                 .await?;
         }
         let attrs = self.user_attributes();
@@ -331,8 +337,7 @@ impl LdapDirectory {
                 .as_ref()
                 .map(|c| BASE64.encode(c))
                 .or_else(|| cookies.and_then(|c| c.groups.clone()));
-            let mut groups: HashMap<String, GroupRecord> =
-                upserts.into_iter().collect();
+            let mut groups: HashMap<String, GroupRecord> = upserts.into_iter().collect();
             self.fetch_ranges(session, &mut groups, ranged).await?;
             if !nameless.is_empty() {
                 changes.warnings.push(self.nameless_warning(nameless.len()));
@@ -424,7 +429,11 @@ impl LdapDirectory {
             .await
     }
 
-    fn user_record(&self, entry: &SearchEntry, deleted: bool) -> Result<UserRecord, DirectoryError> {
+    fn user_record(
+        &self,
+        entry: &SearchEntry,
+        deleted: bool,
+    ) -> Result<UserRecord, DirectoryError> {
         let cfg = &self.config;
         let external_id = external_id(entry, &cfg.external_id)?;
         let email = first_value(entry, &cfg.email_attribute)
@@ -461,8 +470,8 @@ impl LdapDirectory {
         entry: &SearchEntry,
     ) -> Result<Option<(GroupRecord, Option<usize>)>, DirectoryError> {
         let cfg = &self.config;
-        let Some(name) = first_value(entry, &cfg.group_name_attribute)
-            .or_else(|| first_value(entry, "cn"))
+        let Some(name) =
+            first_value(entry, &cfg.group_name_attribute).or_else(|| first_value(entry, "cn"))
         else {
             return Ok(None);
         };
@@ -602,4 +611,3 @@ fn member_values(entry: &SearchEntry, attr: &str) -> (Vec<String>, Option<usize>
     }
     (values, next)
 }
-

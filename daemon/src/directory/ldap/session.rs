@@ -11,7 +11,9 @@ use ldap3::controls::{
     EntryState, MakeCritical, RawControl, RefreshMode, SyncDone, SyncInfo, SyncRequest, SyncState,
     parse_syncinfo,
 };
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, ResultEntry, Scope, SearchEntry, SearchOptions};
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, ResultEntry, Scope, SearchEntry, SearchOptions,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -300,7 +302,12 @@ impl<'a> Session<'a> {
                     "the server's size limit was reached (LDAP result 4); incremental reads need one unpaged search, so give the bind user no size limit (OpenLDAP: `limits dn.exact=\"<bind DN>\" size=unlimited`) or set ldap.incremental false".into(),
                 ));
             }
-            rc => return Err(search_error(format!("{} (LDAP result {rc})", bind_text(&result)))),
+            rc => {
+                return Err(search_error(format!(
+                    "{} (LDAP result {rc})",
+                    bind_text(&result)
+                )));
+            }
         }
         let done = result
             .ctrls
@@ -419,7 +426,6 @@ fn bind_text(result: &ldap3::LdapResult) -> String {
         (false, false) => format!("{meaning}: {}", result.text.trim()),
     }
 }
-
 
 /// What one content-synchronisation search reported besides the changed entries.
 #[derive(Debug, Default)]
