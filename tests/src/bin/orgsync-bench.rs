@@ -8,7 +8,12 @@
 //! - the floor: paged `ldapsearch` of users and of groups with the attributes orgsync reads;
 //! - `orgsync test --json`;
 //! - a first `orgsync sync` into the emulated organization server (whose own handling time is
-//!   reported, so orgsync's share can be judged), then an unchanged second sync.
+//!   reported, so orgsync's share can be judged), then an unchanged second sync with a full read.
+//!
+//! The slapd runs the `syncprov` overlay, so orgsync's syncs read incrementally (RFC 4533). A
+//! second table measures that: the bytes on the wire of a full read and of an unchanged
+//! incremental poll (through a counting TCP proxy), the poll's wall time, and a sync after 10
+//! user changes and 2 membership changes.
 //!
 //! With `--daemon` it also measures an idle `orgsyncd` (RSS, CPU and context switches over
 //! `--idle-seconds`) and the latency of `GET /v1/status` at a fixed request rate.
@@ -17,6 +22,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -67,20 +74,30 @@ fn main() {
         .expect("tokio runtime");
     let mut report = String::new();
     let _ = writeln!(report, "{}\n", machine());
+    let mut full_rows = String::new();
+    let mut incremental_rows = String::new();
+    for &n in &args.sizes {
+        eprintln!("== {n} users");
+        let (full, incremental) = runtime.block_on(measure_size(n, args.runs));
+        eprintln!("{full}\n{incremental}");
+        let _ = writeln!(full_rows, "{full}");
+        let _ = writeln!(incremental_rows, "{incremental}");
+    }
     let _ = writeln!(
         report,
-        "| users | groups | floor wall | `test` wall | ratio | `test` CPU | `test` peak RSS | 1st `sync` wall | server import time | ratio to floor+server | 2nd `sync` wall | 2nd sync imports |"
+        "| users | groups | floor wall | `test` wall | ratio | `test` CPU | `test` peak RSS | 1st `sync` wall | server import time | ratio to floor+server | 2nd `sync` (full read) wall | 2nd sync imports |"
     );
     let _ = writeln!(
         report,
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
-    for &n in &args.sizes {
-        eprintln!("== {n} users");
-        let row = runtime.block_on(measure_size(n, args.runs));
-        let _ = writeln!(report, "{row}");
-        eprintln!("{row}");
-    }
+    report += &full_rows;
+    let _ = writeln!(
+        report,
+        "\n| users | full read: bytes | unchanged incremental poll: wall | bytes | bytes ratio | sync after 10 user + 2 membership changes: wall | members sent | groups sent |"
+    );
+    let _ = writeln!(report, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    report += &incremental_rows;
     if args.daemon {
         let text = runtime.block_on(measure_daemon(args.idle_seconds, args.rate));
         let _ = writeln!(report, "\n{text}");
@@ -150,11 +167,14 @@ fn generate(path: &Path, suffix: &str, n: usize) {
 
 /// Runs `command` under GNU time and parses its report.
 fn timed(mut command: Command) -> Usage {
+    // Wall time from here: GNU time prints it in hundredths of a second only.
+    let started = Instant::now();
     let output = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .expect("run /usr/bin/time");
+    let wall = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{command:?} failed:\n{text}");
     let field = |name: &str| -> &str {
@@ -163,11 +183,6 @@ fn timed(mut command: Command) -> Usage {
             .map(|v| v.trim_start_matches(':').trim())
             .unwrap_or_else(|| panic!("no {name:?} in time's output:\n{text}"))
     };
-    let wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)")
-        .split(':')
-        .fold(0.0, |acc, part| {
-            acc * 60.0 + part.parse::<f64>().unwrap_or(0.0)
-        });
     let user: f64 = field("User time (seconds)").parse().unwrap_or(0.0);
     let system: f64 = field("System time (seconds)").parse().unwrap_or(0.0);
     let rss: f64 = field("Maximum resident set size (kbytes)")
@@ -208,16 +223,115 @@ fn orgsync_timed(inst: &Installation, args: &[&str]) -> Usage {
     timed(command)
 }
 
-async fn measure_size(n: usize, runs: usize) -> String {
+/// A TCP proxy on loopback that counts the bytes passing through it in both directions.
+struct CountingProxy {
+    port: u16,
+    bytes: Arc<AtomicU64>,
+    open: Arc<AtomicUsize>,
+}
+
+impl CountingProxy {
+    async fn start(upstream: u16) -> CountingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let bytes = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let (counted, opened) = (bytes.clone(), open.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (counted, opened) = (counted.clone(), opened.clone());
+                opened.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                        && let Ok((up, down)) =
+                            tokio::io::copy_bidirectional(&mut client, &mut server).await
+                    {
+                        counted.fetch_add(up + down, Ordering::SeqCst);
+                    }
+                    opened.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        CountingProxy { port, bytes, open }
+    }
+
+    /// The bytes counted so far, once every connection has closed.
+    async fn settled_bytes(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.bytes.load(Ordering::SeqCst)
+    }
+}
+
+/// 10 user changes (4 hires, 3 leavers, 3 renamed) and 2 membership changes, distinct per `run`.
+/// The leavers are members of the last group, which changes with them.
+fn change_directory(slapd: &Slapd, n: usize, run: usize) {
+    let suffix = slapd.suffix();
+    let person = |i: usize| format!("uid=u{i:07},ou=people,{suffix}");
+    let mut adds = String::new();
+    for k in 0..4 {
+        let uid = format!("new{run}x{k}");
+        let _ = write!(
+            adds,
+            "dn: uid={uid},ou=people,{suffix}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {uid}@example.org\n\n"
+        );
+    }
+    slapd.add_ldif(&adds);
+    // Users from the end of the directory (so the last group changes too), distinct per run.
+    let base = n - 1 - run * 10;
+    let mut changes = String::new();
+    for k in 0..3 {
+        let _ = write!(changes, "dn: {}\nchangetype: delete\n\n", person(base - k));
+    }
+    for k in 3..6 {
+        let _ = write!(
+            changes,
+            "dn: {}\nchangetype: modify\nreplace: cn\ncn: Renamed {run}\n\n",
+            person(base - k)
+        );
+    }
+    let _ = write!(
+        changes,
+        "dn: cn=g00000,ou=groups,{suffix}\nchangetype: modify\ndelete: member\nmember: {}\n\n",
+        person(run)
+    );
+    let _ = write!(
+        changes,
+        "dn: cn=g00001,ou=groups,{suffix}\nchangetype: modify\nadd: member\nmember: uid=new{run}x0,ou=people,{suffix}\n\n"
+    );
+    slapd.modify_ldif(&changes);
+}
+
+/// How many members and groups the last accepted import request carried.
+fn last_import_size(server: &OrgServer) -> (usize, usize) {
+    let last = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("/organization/import") && r.status == 200)
+        .expect("an accepted import");
+    let body: serde_json::Value = serde_json::from_str(&last.body).expect("JSON import body");
+    let count = |key: &str| body[key].as_array().map_or(0, Vec::len);
+    (count("members"), count("groups"))
+}
+
+async fn measure_size(n: usize, runs: usize) -> (String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let ldif = dir.path().join("directory.ldif");
     let suffix = "dc=example,dc=org";
     generate(&ldif, suffix, n);
     let slapd = Slapd::start(SlapdOptions {
         tls: false,
+        syncprov: true,
         preload_ldif: Some(ldif),
         ..SlapdOptions::default()
     });
+    let proxy = CountingProxy::start(slapd.port()).await;
 
     // The floor: the same two paged searches orgsync makes, with the same attributes.
     let floor = median(
@@ -255,20 +369,58 @@ async fn measure_size(n: usize, runs: usize) -> String {
     let mut server_times = Vec::new();
     let mut second = Vec::new();
     let mut second_imports = 0;
-    for _ in 0..runs {
+    let mut full_bytes = Vec::new();
+    let mut poll = Vec::new();
+    let mut poll_bytes = Vec::new();
+    let mut changed = Vec::new();
+    let mut sent = (0, 0);
+    for run in 0..runs {
         let server = OrgServer::start(OrgServerOptions::default()).await;
         let inst = installation(&slapd, &server);
+        inst.set("ldap.port", &proxy.port.to_string());
         first.push(orgsync_timed(&inst, &["sync"]));
         server_times.push(server.import_time().as_secs_f64());
+
+        // An unchanged sync that reads everything, as without change tracking.
+        inst.set("sync.full_read_hours", "0");
         let before = server.import_count();
+        let bytes = proxy.settled_bytes().await;
         second.push(orgsync_timed(&inst, &["sync"]));
+        full_bytes.push((proxy.settled_bytes().await - bytes) as f64);
         second_imports = second_imports.max(server.import_count() - before);
+
+        // Incremental polls: unchanged, then after a few changes.
+        inst.set("sync.full_read_hours", "24");
+        let bytes = proxy.settled_bytes().await;
+        poll.push(orgsync_timed(&inst, &["sync"]));
+        poll_bytes.push((proxy.settled_bytes().await - bytes) as f64);
+        assert_eq!(
+            server.import_count(),
+            before,
+            "an unchanged poll sent an import"
+        );
+        change_directory(&slapd, n, run);
+        changed.push(orgsync_timed(&inst, &["sync"]));
+        sent = last_import_size(&server);
     }
+    let full_bytes = median_f64(full_bytes);
+    let poll_bytes = median_f64(poll_bytes);
+    let poll = median(poll);
+    let changed = median(changed);
+    let incremental = format!(
+        "| {n} | {:.0} KiB | {:.0} ms | {poll_bytes:.0} B | {:.3}% | {:.0} ms | {} | {} |",
+        full_bytes / 1024.0,
+        poll.wall * 1000.0,
+        poll_bytes * 100.0 / full_bytes,
+        changed.wall * 1000.0,
+        sent.0,
+        sent.1,
+    );
     let first = median(first);
     let server_time = median_f64(server_times);
     let second = median(second);
     let groups = n.div_ceil(GROUP_SIZE);
-    format!(
+    let full = format!(
         "| {n} | {groups} | {:.2} s | {:.2} s | {:.2}× | {:.2} s | {:.0} MiB | {:.2} s | {:.2} s | {:.2}× | {:.2} s | {second_imports} |",
         floor.wall,
         test.wall,
@@ -279,7 +431,8 @@ async fn measure_size(n: usize, runs: usize) -> String {
         server_time,
         first.wall / (floor.wall + server_time),
         second.wall,
-    )
+    );
+    (full, incremental)
 }
 
 fn proc_status(pid: u32) -> BTreeMap<String, String> {
