@@ -357,3 +357,6 @@ pub enum DirectoryError {
     )]
     MissingPassword(String),
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+use super::*;
+
+fn user(id: &str) -> UserRecord {
+    UserRecord {
+        user: DirectoryUser {
+            reference: format!("uid={id},ou=people,dc=x"),
+            external_id: format!("ext-{id}"),
+            email: Some(format!("{id}@x")),
+            disabled: false,
+            deleted: false,
+        },
+        aliases: vec![format!("uid={id},ou=people,dc=x"), id.to_string()],
+    }
+}
+
+fn group(name: &str, members: &[&str]) -> GroupRecord {
+    GroupRecord {
+        reference: format!("cn={name},ou=groups,dc=x"),
+        external_id: format!("ext-{name}"),
+        name: name.to_string(),
+        alias: format!("cn={name},ou=groups,dc=x"),
+        members: members.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+fn entries() -> Entries {
+    let mut entries = Entries::default();
+    for id in ["a", "b", "c"] {
+        entries.users.insert(format!("k-{id}"), user(id));
+    }
+    entries.groups.insert(
+        "k-eng".into(),
+        group(
+            "eng",
+            &["uid=a,ou=people,dc=x", "cn=ops,ou=groups,dc=x", "nobody"],
+        ),
+    );
+    entries
+        .groups
+        .insert("k-ops".into(), group("ops", &["b", "b"]));
+    entries
+}
+
+#[test]
+fn members_resolve_by_dn_uid_and_group_and_unknown_ones_are_reported() {
+    let mut entries = entries();
+    entries.disabled.insert("k-c".into());
+    let snapshot = entries.snapshot(true, true);
+    let users = snapshot.users.unwrap();
+    assert_eq!(users.len(), 3);
+    assert!(
+        users
+            .iter()
+            .find(|u| u.external_id == "ext-c")
+            .unwrap()
+            .disabled
+    );
+    let groups = snapshot.groups.unwrap();
+    let eng = groups.iter().find(|g| g.name == "eng").unwrap();
+    let ops_index = groups.iter().position(|g| g.name == "ops").unwrap();
+    assert_eq!(eng.user_members, vec!["ext-a"]);
+    assert_eq!(eng.group_members, vec![ops_index]);
+    // memberUid values resolve by uid; a repeated member counts once.
+    assert_eq!(groups[ops_index].user_members, vec!["ext-b"]);
+    assert_eq!(snapshot.warnings.len(), 1);
+    assert!(
+        snapshot.warnings[0].contains("nobody"),
+        "{:?}",
+        snapshot.warnings
+    );
+}
+
+#[test]
+fn deleted_users_are_nobodys_member_and_unsynced_parts_are_none() {
+    let mut entries = entries();
+    entries.users.get_mut("k-a").unwrap().user.deleted = true;
+    let snapshot = entries.snapshot(false, true);
+    assert!(snapshot.users.is_none());
+    let groups = snapshot.groups.unwrap();
+    assert!(
+        groups
+            .iter()
+            .find(|g| g.name == "eng")
+            .unwrap()
+            .user_members
+            .is_empty()
+    );
+    assert!(entries.snapshot(true, false).groups.is_none());
+}
+
+#[test]
+fn changes_upsert_delete_and_report_the_touched_keys() {
+    let mut entries = entries();
+    let changes = Changes {
+        users: Delta {
+            upserts: vec![("k-d".into(), user("d"))],
+            deletes: vec!["k-a".into()],
+            present: None,
+        },
+        disabled: Delta {
+            upserts: vec![("k-b".into(), ())],
+            ..Delta::default()
+        },
+        groups: Delta {
+            upserts: vec![("k-ops".into(), group("ops", &["d"]))],
+            ..Delta::default()
+        },
+        watermark: "w".into(),
+        warnings: Vec::new(),
+    };
+    let touched = changes.apply_to(&mut entries);
+    assert_eq!(touched.users, vec!["k-a", "k-d"]);
+    assert_eq!(touched.disabled, vec!["k-b"]);
+    assert_eq!(touched.groups, vec!["k-ops"]);
+    assert_eq!(touched.count(), 4);
+    let mut keys: Vec<&String> = entries.users.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["k-b", "k-c", "k-d"]);
+    assert!(entries.disabled.contains("k-b"));
+    assert_eq!(entries.groups["k-ops"].members, vec!["d"]);
+}
+
+#[test]
+fn a_present_list_removes_every_entry_neither_listed_nor_upserted() {
+    let mut entries = entries();
+    let changes = Changes {
+        users: Delta {
+            upserts: vec![("k-d".into(), user("d"))],
+            deletes: Vec::new(),
+            present: Some(["k-b".to_string()].into_iter().collect()),
+        },
+        ..Changes::default()
+    };
+    assert!(!changes.is_empty());
+    let touched = changes.apply_to(&mut entries);
+    assert_eq!(touched.users, vec!["k-a", "k-c", "k-d"]);
+    let mut keys: Vec<&String> = entries.users.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["k-b", "k-d"]);
+    // Groups had no present list: untouched.
+    assert_eq!(entries.groups.len(), 2);
+    assert!(Changes::default().is_empty());
+}
