@@ -317,10 +317,12 @@ impl Context {
                 Some(changes) => {
                     let mut entries = self.state.copy_entries()?;
                     let warnings = changes.warnings.clone();
-                    let watermark = changes.watermark.clone();
-                    let touched = changes.apply_to(&mut entries);
                     let mut info = info.clone();
-                    info.watermark = watermark;
+                    info.watermark = changes.watermark.clone();
+                    let touched = changes.apply_to(&mut entries);
+                    if touched.count() == 0 && self.state.last_hash()?.is_some() {
+                        return Ok(Read::Unchanged { info });
+                    }
                     return Ok(Read::Changes {
                         entries,
                         touched,

@@ -35,14 +35,18 @@ fn seed(slapd: &Slapd) {
     slapd.add_ldif(&ldif);
 }
 
-fn syncprov_slapd() -> Slapd {
+fn seeded_slapd(syncprov: bool) -> Slapd {
     let slapd = Slapd::start(SlapdOptions {
         tls: false,
-        syncprov: true,
+        syncprov,
         ..SlapdOptions::default()
     });
     seed(&slapd);
     slapd
+}
+
+fn syncprov_slapd() -> Slapd {
+    seeded_slapd(true)
 }
 
 fn installation(slapd: &Slapd, server: &OrgServer) -> Installation {
@@ -96,8 +100,19 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn incremental_sync_sends_exactly_the_changes_and_ends_like_a_full_sync() {
-    let slapd = syncprov_slapd();
+async fn with_syncprov_an_incremental_sync_sends_exactly_the_changes_and_ends_like_a_full_sync() {
+    changes_are_sent_as_changes(true).await;
+}
+
+/// Without syncprov, changes are found by `modifyTimestamp` and a DN listing.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_syncprov_an_incremental_sync_sends_exactly_the_changes_and_ends_like_a_full_sync()
+{
+    changes_are_sent_as_changes(false).await;
+}
+
+async fn changes_are_sent_as_changes(syncprov: bool) {
+    let slapd = seeded_slapd(syncprov);
     let server = OrgServer::start(OrgServerOptions::default()).await;
     let inst = installation(&slapd, &server);
     let l = slapd.ldif();

@@ -104,7 +104,7 @@ impl<T> Default for Delta<T> {
     }
 }
 
-impl<T> Delta<T> {
+impl<T: PartialEq> Delta<T> {
     pub fn is_empty(&self) -> bool {
         self.upserts.is_empty() && self.deletes.is_empty() && self.present.is_none()
     }
@@ -125,9 +125,12 @@ impl<T> Delta<T> {
         for key in &self.deletes {
             map.remove(key);
         }
+        // Revision filters reach back a little, so an entry may come again unchanged.
         for (key, value) in self.upserts {
-            touched.push(key.clone());
-            map.insert(key, value);
+            if map.get(&key) != Some(&value) {
+                touched.push(key.clone());
+                map.insert(key, value);
+            }
         }
         touched.sort_unstable();
         touched.dedup();

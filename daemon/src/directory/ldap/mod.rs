@@ -10,12 +10,14 @@
 //! search, later ones only what changed since (deletes included), keyed by entryUUID.
 
 mod dn;
+mod revision;
 mod session;
 
 use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::Utc;
 use ldap3::SearchEntry;
 use ldap3::controls::RawControl;
 use serde::{Deserialize, Serialize};
@@ -42,23 +44,32 @@ pub struct LdapDirectory {
     read_groups: bool,
 }
 
-/// The watermark of a content-synchronised read: one cookie per search, as the server sent
-/// them (base64 in the stored JSON).
+/// Where the next incremental read starts, stored as JSON.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Watermark {
+    /// RFC 4533 content synchronisation.
+    ContentSync(Cookies),
+    /// Revision attributes (see [`revision`]).
+    Revision(revision::Revision),
+}
+
+impl Watermark {
+    fn decode(watermark: &str) -> Option<Watermark> {
+        serde_json::from_str(watermark).ok()
+    }
+
+    fn encode(&self) -> String {
+        serde_json::to_string(self).expect("watermarks serialise")
+    }
+}
+
+/// One content-synchronisation cookie per search, as the server sent them (base64).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Cookies {
     users: String,
     disabled: Option<String>,
     groups: Option<String>,
-}
-
-impl Cookies {
-    fn decode(watermark: &str) -> Option<Cookies> {
-        serde_json::from_str(watermark).ok()
-    }
-
-    fn encode(&self) -> String {
-        serde_json::to_string(self).expect("cookies serialise")
-    }
 }
 
 fn cookie_bytes(cookie: &Option<String>) -> Option<Vec<u8>> {
@@ -94,13 +105,25 @@ impl Directory for LdapDirectory {
         watermark: &str,
         progress: &dyn Progress,
     ) -> Result<Option<Changes>, DirectoryError> {
-        let Some(cookies) = Cookies::decode(watermark) else {
+        let Some(watermark) = Watermark::decode(watermark) else {
             return Ok(None);
         };
         let mut session = Session::open(&self.config, &self.password).await?;
-        let result = self
-            .read_synced(&mut session, Some(&cookies), progress)
-            .await;
+        let result = match &watermark {
+            Watermark::ContentSync(cookies) => {
+                self.read_synced(&mut session, Some(cookies), progress)
+                    .await
+            }
+            Watermark::Revision(since) => self
+                .read_revised(&mut session, since, Utc::now(), progress)
+                .await
+                .map(|read| {
+                    read.map(|(mut changes, next)| {
+                        changes.watermark = Watermark::Revision(next).encode();
+                        changes
+                    })
+                }),
+        };
         session.close().await;
         result
     }
@@ -114,8 +137,8 @@ impl LdapDirectory {
         progress: &dyn Progress,
     ) -> Result<FullRead, DirectoryError> {
         let mut warnings = Vec::new();
-        if options.track_changes && self.config.incremental && session.supports_content_sync().await
-        {
+        let track = options.track_changes && self.config.incremental;
+        if track && session.supports_content_sync().await {
             match self.read_synced(session, None, progress).await {
                 Ok(Some(changes)) => {
                     let entries = Entries {
@@ -135,11 +158,25 @@ impl LdapDirectory {
                     return Err(e);
                 }
                 Err(e) => warnings.push(format!(
-                    "the server offers content synchronisation, but it failed, so this read was a full paged one and the next will be too: {e}"
+                    "the server offers content synchronisation, but it failed, so this read was a full paged one: {e}"
                 )),
             }
         }
+        // Without content sync, later reads go by revision from a point taken before this one.
+        let revision = match track {
+            true => match self.current_revision(session, Utc::now()).await {
+                Ok(revision) => Some(revision),
+                Err(e) => {
+                    warnings.push(format!(
+                        "changes cannot be tracked, so every read will be full: {e}"
+                    ));
+                    None
+                }
+            },
+            false => None,
+        };
         let mut read = self.read_paged(session, options, progress).await?;
+        read.watermark = revision.map(|r| Watermark::Revision(r).encode());
         read.warnings.splice(0..0, warnings);
         Ok(read)
     }
@@ -350,7 +387,7 @@ impl LdapDirectory {
                 present: search.present,
             };
         }
-        changes.watermark = next.encode();
+        changes.watermark = Watermark::ContentSync(next).encode();
         Ok(Some(changes))
     }
 

@@ -189,6 +189,38 @@ impl<'a> Session<'a> {
         Ok((values, next))
     }
 
+    /// The entry at `dn` with `attrs` (the root DSE for an empty DN).
+    pub(super) async fn base_entry(
+        &mut self,
+        dn: &str,
+        attrs: &[&str],
+    ) -> Result<SearchEntry, DirectoryError> {
+        let (entries, _) = self
+            .ldap
+            .with_timeout(self.config.operation_timeout)
+            .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| DirectoryError::Search {
+                base: if dn.is_empty() {
+                    "the root DSE".into()
+                } else {
+                    dn.to_string()
+                },
+                filter: "(objectClass=*)".into(),
+                message: describe_ldap_error(&e),
+            })?;
+        entries
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .ok_or_else(|| DirectoryError::Search {
+                base: dn.to_string(),
+                filter: "(objectClass=*)".into(),
+                message: "no such entry".into(),
+            })
+    }
+
     /// Whether the server offers RFC 4533 content synchronisation (OpenLDAP with `syncprov`).
     pub(super) async fn supports_content_sync(&mut self) -> bool {
         let result = self
