@@ -1,6 +1,7 @@
 //! Active Directory mode against a real Samba AD domain controller, through the `orgsync` binary:
 //! objectGUID as external id, userAccountControl for disabled users, nested groups, deleted
-//! objects (tombstones), paged results and LDAPS with a CA the harness made.
+//! objects (tombstones), incremental reads by uSNChanged, paged results and LDAPS with a CA the
+//! harness made.
 
 use testkit::cli::{Installation, emails};
 use testkit::orgserver::{OrgServer, OrgServerOptions};
@@ -116,6 +117,45 @@ async fn active_directory_users_groups_disabled_and_deleted() {
     assert_eq!(
         engineering.member_emails,
         ["alice@test.lan", "bob@test.lan"].map(String::from).into()
+    );
+
+    // Later syncs read only what changed since (uSNChanged on this DC), and say so.
+    let unchanged = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(unchanged["outcome"], "unchanged", "{unchanged}");
+    assert_eq!(unchanged["read"]["mode"], "incremental");
+    assert_eq!(unchanged["read"]["entriesChanged"], 0);
+
+    dc.add_user("erin", "Erin", Some("erin@test.lan"), None);
+    dc.add_group_members("Backend", &["erin"]);
+    dc.disable_user("bob");
+    dc.delete_user("alice");
+    let report = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(report["outcome"], "synced", "{report}");
+    assert_eq!(report["read"]["mode"], "incremental", "{report}");
+    let invited = emails(&report["diff"]["invite"]);
+    assert_eq!(invited, ["erin@test.lan"]);
+    let removals: Vec<(&str, &str)> = report["diff"]["remove"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["email"].as_str().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        removals,
+        [("alice@test.lan", "deleted"), ("bob@test.lan", "disabled")]
+    );
+    assert_eq!(
+        server.managed_emails(),
+        ["erin@test.lan"].map(String::from).into()
+    );
+    let engineering = server
+        .groups()
+        .into_iter()
+        .find(|g| g.name == "Engineering")
+        .unwrap();
+    assert_eq!(
+        engineering.member_emails,
+        ["erin@test.lan"].map(String::from).into()
     );
 }
 

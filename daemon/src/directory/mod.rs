@@ -158,7 +158,13 @@ impl Changes {
     }
 
     /// Applies the changes; returns the keys they touched, so only those are written back.
-    pub fn apply_to(self, entries: &mut Entries) -> Touched {
+    pub fn apply_to(mut self, entries: &mut Entries) -> Touched {
+        // A listing names live entries only: records of deleted users (tombstones) stay until a
+        // full read, which reads them again, drops them.
+        if let Some(present) = &mut self.users.present {
+            let deleted = entries.users.iter().filter(|(_, r)| r.user.deleted);
+            present.extend(deleted.map(|(key, _)| key.clone()));
+        }
         let mut disabled: HashMap<String, ()> = entries.disabled.drain().map(|k| (k, ())).collect();
         let touched = Touched {
             users: self.users.apply(&mut entries.users),
