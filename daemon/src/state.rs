@@ -430,7 +430,8 @@ impl State {
         let mut users = txn.open_table(COPY_USERS).map_err(|e| self.error(e))?;
         let mut disabled = txn.open_table(COPY_DISABLED).map_err(|e| self.error(e))?;
         let mut groups = txn.open_table(COPY_GROUPS).map_err(|e| self.error(e))?;
-        // A replaced copy is written in full, or not at all when the read cannot be continued.
+        // A replaced copy drops what the read no longer has (everything when the read cannot be
+        // continued) and writes what differs, so an unchanged full read writes next to nothing.
         let all_users: Vec<&String>;
         let all_disabled: Vec<&String>;
         let all_groups: Vec<&String>;
@@ -441,10 +442,16 @@ impl State {
                 t.groups.iter().collect::<Vec<_>>(),
             ),
             None => {
-                users.retain(|_, _| false).map_err(|e| self.error(e))?;
-                disabled.retain(|_, ()| false).map_err(|e| self.error(e))?;
-                groups.retain(|_, _| false).map_err(|e| self.error(e))?;
                 let keep = info.is_some();
+                users
+                    .retain(|key, _| keep && entries.users.contains_key(key))
+                    .map_err(|e| self.error(e))?;
+                disabled
+                    .retain(|key, ()| keep && entries.disabled.contains(key))
+                    .map_err(|e| self.error(e))?;
+                groups
+                    .retain(|key, _| keep && entries.groups.contains_key(key))
+                    .map_err(|e| self.error(e))?;
                 all_users = entries.users.keys().filter(|_| keep).collect();
                 all_disabled = entries.disabled.iter().filter(|_| keep).collect();
                 all_groups = entries.groups.keys().filter(|_| keep).collect();
@@ -452,14 +459,8 @@ impl State {
             }
         };
         for key in user_keys {
-            match entries.users.get(key) {
-                Some(record) => {
-                    let json = serde_json::to_string(record).map_err(|e| self.error(e))?;
-                    users.insert(key.as_str(), json.as_str()).map(|_| ())
-                }
-                None => users.remove(key.as_str()).map(|_| ()),
-            }
-            .map_err(|e| self.error(e))?;
+            let record = entries.users.get(key);
+            self.write_row(&mut users, key, record)?;
         }
         for key in disabled_keys {
             if entries.disabled.contains(key) {
@@ -470,14 +471,8 @@ impl State {
             .map_err(|e| self.error(e))?;
         }
         for key in group_keys {
-            match entries.groups.get(key) {
-                Some(record) => {
-                    let json = serde_json::to_string(record).map_err(|e| self.error(e))?;
-                    groups.insert(key.as_str(), json.as_str()).map(|_| ())
-                }
-                None => groups.remove(key.as_str()).map(|_| ()),
-            }
-            .map_err(|e| self.error(e))?;
+            let record = entries.groups.get(key);
+            self.write_row(&mut groups, key, record)?;
         }
         let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
         match info {
@@ -488,6 +483,29 @@ impl State {
             None => meta.remove(KEY_COPY).map(|_| ()),
         }
         .map_err(|e| self.error(e))
+    }
+
+    /// Stores `record` as JSON under `key` unless it is already stored so; removes the row for
+    /// `None`.
+    fn write_row<T: Serialize>(
+        &self,
+        table: &mut redb::Table<&str, &str>,
+        key: &str,
+        record: Option<&T>,
+    ) -> Result<(), StateError> {
+        let Some(record) = record else {
+            table.remove(key).map_err(|e| self.error(e))?;
+            return Ok(());
+        };
+        let json = serde_json::to_string(record).map_err(|e| self.error(e))?;
+        let stored = table.get(key).map_err(|e| self.error(e))?;
+        if stored.is_some_and(|v| v.value() == json) {
+            return Ok(());
+        }
+        table
+            .insert(key, json.as_str())
+            .map_err(|e| self.error(e))?;
+        Ok(())
     }
 
     /// Forgets everything synced (used when the API key now belongs to another organization).
