@@ -5,13 +5,14 @@
 //! same plan (and the same request hash). Users and groups are sorted, so the order in which a
 //! directory returns entries never changes the hash.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use base64::Engine;
 use orgsync_proto::{
     Diff, GroupChange, GroupEntry, MemberChange, MemberRemoval, Refusal, RemovalReason, SkipReason,
     SkippedEntry, UserEntry, UsersByState,
 };
+use rustc_hash::{FxHashMap, FxHashSet};
 use sha2::{Digest, Sha256};
 
 use crate::directory::{DirectoryGroup, DirectoryUser, Snapshot};
@@ -248,7 +249,8 @@ impl std::io::Write for HashWriter {
 /// A user that passed normalisation.
 struct Member<'a> {
     user: &'a DirectoryUser,
-    email: String,
+    /// The user's email, or for a tombstone the one it was synced with.
+    email: &'a str,
     /// Sent as `deleted: true` (removed or kept out of the organization).
     removed: bool,
 }
@@ -260,10 +262,10 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
 
     let users_read = snapshot.users.as_deref().unwrap_or_default();
     let (members, conflicts) = normalise_users(users_read, state, options, &mut skipped);
-    let active: HashMap<&str, &str> = members
+    let active: FxHashMap<&str, &str> = members
         .iter()
         .filter(|m| !m.removed)
-        .map(|m| (m.user.external_id.as_str(), m.email.as_str()))
+        .map(|m| (m.user.external_id.as_str(), m.email))
         .collect();
 
     // Group membership: flattened, and limited to users who stay members when users are synced,
@@ -283,10 +285,11 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
     };
 
     // Members that orgsync synced before and that the directory no longer returns at all.
-    let read_ids: HashSet<&str> = users_read.iter().map(|u| u.external_id.as_str()).collect();
     let missing: Vec<(&String, &String)> = if snapshot.users.is_some()
         && (options.remove_missing_users || options.overwrite_existing)
+        && !state.members.is_empty()
     {
+        let read_ids: FxHashSet<&str> = users_read.iter().map(|u| u.external_id.as_str()).collect();
         state
             .members
             .iter()
@@ -304,9 +307,12 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
 
     let diff = diff(&members, &missing, &groups, snapshot, state, &active);
     let refusal = guard(snapshot, state, options, &diff);
+    // Freed before the user lists are built, which is when a large plan's memory peaks.
+    drop(active);
+    let users = users_by_state(&members);
 
     Plan {
-        users: users_by_state(&members),
+        users,
         groups,
         skipped,
         diff,
@@ -325,14 +331,15 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
 /// dropped or conflicting entry is reported by name.
 fn normalise_users<'a>(
     users: &'a [DirectoryUser],
-    state: &SyncedState,
+    state: &'a SyncedState,
     options: &PlanOptions,
     skipped: &mut Vec<SkippedEntry>,
 ) -> (Vec<Member<'a>>, Vec<SkippedEntry>) {
-    let mut members: Vec<Member<'a>> = Vec::new();
+    let mut members: Vec<Member<'a>> = Vec::with_capacity(users.len());
     // email → index of the first active member with it
-    let mut active_by_email: HashMap<String, usize> = HashMap::new();
-    let mut conflicting: BTreeSet<String> = BTreeSet::new();
+    let mut active_by_email: FxHashMap<&str, usize> = FxHashMap::default();
+    active_by_email.reserve(users.len());
+    let mut conflicting: BTreeSet<&str> = BTreeSet::new();
 
     // Active users first, so a tombstone never shadows the live account with the same email.
     let mut ordered: Vec<&DirectoryUser> = users.iter().collect();
@@ -340,9 +347,9 @@ fn normalise_users<'a>(
 
     for user in ordered {
         // A tombstone has usually lost its email; the state still knows it if orgsync added it.
-        let email = user.email.clone().or_else(|| {
+        let email = user.email.as_deref().or_else(|| {
             user.deleted
-                .then(|| state.members.get(&user.external_id).cloned())?
+                .then(|| state.members.get(&user.external_id).map(String::as_str))?
         });
         let Some(email) = email else {
             skipped.push(SkippedEntry {
@@ -355,22 +362,22 @@ fn normalise_users<'a>(
         if email.chars().count() > MAX_EMAIL_LEN {
             skipped.push(SkippedEntry {
                 reference: user.reference.clone(),
-                email: Some(email),
+                email: Some(email.to_string()),
                 reason: SkipReason::EmailTooLong,
             });
             continue;
         }
         if user.deleted {
-            if active_by_email.contains_key(&email) {
+            if active_by_email.contains_key(email) {
                 continue; // the tombstone of someone who is active again
             }
-        } else if let Some(&first) = active_by_email.get(&email) {
+        } else if let Some(&first) = active_by_email.get(email) {
             if members[first].user != user {
                 conflicting.insert(email);
             }
             continue; // an identical repeat is dropped silently
         } else {
-            active_by_email.insert(email.clone(), members.len());
+            active_by_email.insert(email, members.len());
         }
         let removed = user.deleted || (options.remove_disabled && user.disabled);
         members.push(Member {
@@ -384,7 +391,7 @@ fn normalise_users<'a>(
     if !conflicting.is_empty() {
         for user in users {
             if let Some(email) = &user.email
-                && conflicting.contains(email)
+                && conflicting.contains(email.as_str())
             {
                 conflicts.push(SkippedEntry {
                     reference: user.reference.clone(),
@@ -393,12 +400,11 @@ fn normalise_users<'a>(
                 });
             }
         }
-        members.retain(|m| !conflicting.contains(&m.email));
+        members.retain(|m| !conflicting.contains(m.email));
         skipped.extend(conflicts.iter().cloned());
     }
     members.sort_by(|a, b| {
-        (a.email.as_str(), a.user.external_id.as_str())
-            .cmp(&(b.email.as_str(), b.user.external_id.as_str()))
+        (a.email, a.user.external_id.as_str()).cmp(&(b.email, b.user.external_id.as_str()))
     });
     (members, conflicts)
 }
@@ -423,11 +429,14 @@ fn flatten_groups(groups: &[DirectoryGroup]) -> Vec<GroupEntry> {
                 }
             }
         }
-        let mut members: BTreeSet<&str> = BTreeSet::new();
+        // Sorted and without repeats; a sorted Vec is cheaper than a BTreeSet per group.
+        let mut members: Vec<&str> = Vec::new();
         for &g in &reached {
             visited[g] = false;
             members.extend(groups[g].user_members.iter().map(String::as_str));
         }
+        members.sort_unstable();
+        members.dedup();
         out.push(GroupEntry {
             name: group.name.clone(),
             external_id: group.external_id.clone(),
@@ -444,20 +453,23 @@ fn diff(
     groups: &[GroupEntry],
     snapshot: &Snapshot,
     state: &SyncedState,
-    active: &HashMap<&str, &str>,
+    active: &FxHashMap<&str, &str>,
 ) -> Diff {
     let mut diff = Diff::default();
     if snapshot.users.is_some() {
+        // Room for every member being new, as on a first sync (without the doubling's spare).
+        diff.invite
+            .reserve(members.len().saturating_sub(state.members.len()));
         for m in members {
             let known = state.members.contains_key(&m.user.external_id);
             if !m.removed && !known {
                 diff.invite.push(MemberChange {
-                    email: m.email.clone(),
+                    email: m.email.to_string(),
                     external_id: m.user.external_id.clone(),
                 });
             } else if m.removed && known {
                 diff.remove.push(MemberRemoval {
-                    email: m.email.clone(),
+                    email: m.email.to_string(),
                     external_id: m.user.external_id.clone(),
                     reason: if m.user.deleted {
                         RemovalReason::Deleted
@@ -490,7 +502,7 @@ fn diff(
             list.sort();
             list
         };
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         for group in groups {
             seen.insert(group.external_id.as_str());
             match state.groups.get(&group.external_id) {
@@ -628,10 +640,21 @@ fn build_requests(
 
 fn users_by_state(members: &[Member<'_>]) -> UsersByState {
     let mut users = UsersByState::default();
+    // Sized up front: these lists hold every user, and doubling would leave up to half spare.
+    let deleted = members.iter().filter(|m| m.user.deleted).count();
+    let disabled = members
+        .iter()
+        .filter(|m| !m.user.deleted && m.user.disabled)
+        .count();
+    users.deleted.reserve_exact(deleted);
+    users.disabled.reserve_exact(disabled);
+    users
+        .enabled
+        .reserve_exact(members.len() - deleted - disabled);
     for m in members {
         let entry = UserEntry {
             external_id: m.user.external_id.clone(),
-            email: m.email.clone(),
+            email: m.email.to_string(),
             reference: m.user.reference.clone(),
         };
         if m.user.deleted {

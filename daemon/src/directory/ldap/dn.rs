@@ -20,9 +20,58 @@ fn looks_like_dn(value: &str) -> bool {
     value.contains('=')
 }
 
+/// Characters a normalised attribute value escapes with a backslash.
+fn needs_escape(c: char) -> bool {
+    matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+}
+
 /// Normalises a DN for comparison: attribute types and values lower-cased, spaces around
 /// separators removed, escapes decoded and re-encoded one way (`\2C` and `\,` compare equal).
 pub fn normalize_dn(dn: &str) -> String {
+    // Nearly every DN is plain ASCII without escapes: normalise those by slicing, without the
+    // per-character buffer the general case needs. Both give the same result.
+    if dn.is_ascii() && !dn.contains('\\') {
+        normalize_plain_dn(dn)
+    } else {
+        normalize_any_dn(dn)
+    }
+}
+
+/// [`normalize_dn`] for an ASCII DN without escapes: RDN by RDN, `type=value` separated by
+/// `,` or `+`.
+fn normalize_plain_dn(dn: &str) -> String {
+    let mut out = String::with_capacity(dn.len());
+    let mut rest = dn.trim();
+    loop {
+        let Some(eq) = rest.find('=') else {
+            // A trailing part without `=` is kept as it is, lower-cased.
+            push_lowercase(&mut out, rest.trim());
+            return out;
+        };
+        push_lowercase(&mut out, rest[..eq].trim());
+        out.push('=');
+        rest = &rest[eq + 1..];
+        let end = rest.find([',', '+']).unwrap_or(rest.len());
+        for c in rest[..end].trim().chars() {
+            if needs_escape(c) {
+                out.push('\\');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        let Some(separator) = rest[end..].chars().next() else {
+            return out;
+        };
+        out.push(separator);
+        rest = &rest[end + 1..];
+    }
+}
+
+fn push_lowercase(out: &mut String, ascii: &str) {
+    out.extend(ascii.chars().map(|c| c.to_ascii_lowercase()));
+}
+
+/// [`normalize_dn`] for any DN: decodes escapes (`\,`, `\2C`) and lower-cases Unicode.
+fn normalize_any_dn(dn: &str) -> String {
     let mut out = String::with_capacity(dn.len());
     let mut value = String::new();
     let mut chars = dn.trim().chars().peekable();
@@ -30,7 +79,7 @@ pub fn normalize_dn(dn: &str) -> String {
     let flush = |value: &mut String, out: &mut String| {
         let trimmed = value.trim();
         for c in trimmed.chars() {
-            if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
+            if needs_escape(c) {
                 out.push('\\');
             }
             out.extend(c.to_lowercase());
@@ -88,5 +137,40 @@ mod tests {
             normalize_dn("CN=smith\\2c bob,DC=X")
         );
         assert_ne!(normalize_dn("cn=a,dc=x"), normalize_dn("cn=b,dc=x"));
+    }
+
+    /// The ASCII shortcut must agree with the general normaliser on every plain DN, odd ones
+    /// included (empty parts, `=` in values, stray separators, tabs).
+    #[test]
+    fn plain_dn_shortcut_matches_the_general_normaliser() {
+        const ALPHABET: &[u8] = b"aZ =,+ \t\";<>x=9,";
+        // A small deterministic generator (xorshift), so the cases are the same every run.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 14) as usize;
+            let dn: String = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize] as char)
+                .collect();
+            assert_eq!(normalize_plain_dn(&dn), normalize_any_dn(&dn), "{dn:?}");
+        }
+        for dn in [
+            "",
+            " ",
+            "cn=a,",
+            "cn=a,dc",
+            "a,b=c",
+            "cn==x",
+            "cn = \"Q\" ; <x> , DC = Org ",
+            "UID=Bob+CN=Bob Smith,OU=People",
+            "\u{b}cn=a\u{c}",
+        ] {
+            assert_eq!(normalize_plain_dn(dn), normalize_any_dn(dn), "{dn:?}");
+        }
     }
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use self::dn::member_reference;
 pub use self::dn::normalize_dn;
-use self::session::Session;
+use self::session::{Entry, Session};
 use crate::config::{ExternalIdSource, ResolvedLdap};
 use crate::directory::{
     Changes, Delta, Directory, DirectoryError, DirectoryUser, Entries, FullRead, GroupRecord,
@@ -194,7 +194,7 @@ impl LdapDirectory {
 
         if let Some(filter) = self.disabled_filter() {
             session
-                .search(
+                .search_entries(
                     &cfg.user_base,
                     &filter,
                     &["1.1".to_string()],
@@ -207,14 +207,20 @@ impl LdapDirectory {
                 .await?;
         }
         let attrs = self.user_attributes();
+        // Collected first and put in the map once their number is known: a growing map hashes
+        // every key again each time it doubles.
+        let mut users = Vec::new();
         session
-            .search(&cfg.user_base, &cfg.user_filter, &attrs, None, |entry| {
+            .search_entries(&cfg.user_base, &cfg.user_filter, &attrs, None, |entry| {
                 let record = self.user_record(&entry, false)?;
-                entries.users.insert(normalize_dn(&entry.dn), record);
-                progress.entries_read("users", entries.users.len());
+                // The first alias is the normalised DN, the key of a paged read.
+                users.push((record.aliases[0].clone(), record));
+                progress.entries_read("users", users.len());
                 Ok(())
             })
             .await?;
+        entries.users.reserve(users.len());
+        entries.users.extend(users);
         if cfg.active_directory && options.include_deleted {
             match self.read_deleted_users(session, &mut entries).await {
                 Ok(()) => {}
@@ -226,7 +232,7 @@ impl LdapDirectory {
             let mut nameless = 0;
             let mut ranged = Vec::new();
             session
-                .search(
+                .search_entries(
                     &cfg.group_base,
                     &cfg.group_filter,
                     &self.group_attributes(),
@@ -234,7 +240,8 @@ impl LdapDirectory {
                     |entry| {
                         match self.group_record(&entry)? {
                             Some((record, next_range)) => {
-                                let key = normalize_dn(&entry.dn);
+                                // The alias is the normalised DN, the key of a paged read.
+                                let key = record.alias.clone();
                                 if let Some(start) = next_range {
                                     ranged.push((key.clone(), start));
                                 }
@@ -452,45 +459,49 @@ impl LdapDirectory {
             val: None,
         };
         session
-            .search(
+            .search_entries(
                 &base,
                 &filter,
                 &self.user_attributes(),
                 Some(control),
                 |entry| {
                     let record = self.user_record(&entry, true)?;
-                    entries.users.insert(normalize_dn(&entry.dn), record);
+                    entries.users.insert(record.aliases[0].clone(), record);
                     Ok(())
                 },
             )
             .await
     }
 
+    /// The user's record. Its first alias is the normalised DN.
     fn user_record(
         &self,
-        entry: &SearchEntry,
+        entry: &impl Attributes,
         deleted: bool,
     ) -> Result<UserRecord, DirectoryError> {
         let cfg = &self.config;
         let external_id = external_id(entry, &cfg.external_id)?;
-        let email = first_value(entry, &cfg.email_attribute)
+        let email = first_text(entry, &cfg.email_attribute)
+            .map(|email| email.trim().to_lowercase())
             .or_else(|| {
                 let (prefix_attr, suffix) = cfg.email_prefix_suffix.as_ref()?;
-                first_value(entry, prefix_attr).map(|prefix| format!("{prefix}{suffix}"))
+                let prefix = first_text(entry, prefix_attr)?;
+                Some(format!("{prefix}{suffix}").trim().to_lowercase())
             })
-            .map(|email| email.trim().to_lowercase())
             .filter(|email| !email.is_empty());
         let disabled = cfg.active_directory
-            && first_value(entry, "userAccountControl")
+            && first_text(entry, "userAccountControl")
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .is_some_and(|uac| (uac as u64) & UAC_ACCOUNT_DISABLE != 0);
-        let mut aliases = vec![normalize_dn(&entry.dn)];
-        if let Some(uid) = first_value(entry, &cfg.uid_attribute) {
-            aliases.extend(member_reference(&uid));
+        // Room for the DN and the uid: tens of thousands of these stay in memory.
+        let mut aliases = Vec::with_capacity(2);
+        aliases.push(normalize_dn(entry.dn()));
+        if let Some(uid) = first_text(entry, &cfg.uid_attribute) {
+            aliases.extend(member_reference(uid));
         }
         Ok(UserRecord {
             user: DirectoryUser {
-                reference: entry.dn.clone(),
+                reference: entry.dn().to_string(),
                 external_id,
                 email,
                 disabled,
@@ -504,7 +515,7 @@ impl LdapDirectory {
     /// `None` for a group with neither the name attribute nor a cn.
     fn group_record(
         &self,
-        entry: &SearchEntry,
+        entry: &impl Attributes,
     ) -> Result<Option<(GroupRecord, Option<usize>)>, DirectoryError> {
         let cfg = &self.config;
         let Some(name) =
@@ -512,14 +523,14 @@ impl LdapDirectory {
         else {
             return Ok(None);
         };
-        let (members, next_range) = member_values(entry, &cfg.member_attribute);
+        let (members, next_range) = member_texts(entry, &cfg.member_attribute);
         Ok(Some((
             GroupRecord {
-                reference: entry.dn.clone(),
+                reference: entry.dn().to_string(),
                 external_id: external_id(entry, &cfg.external_id)?,
                 name,
-                alias: normalize_dn(&entry.dn),
-                members: members.iter().filter_map(|m| member_reference(m)).collect(),
+                alias: normalize_dn(entry.dn()),
+                members: members.into_iter().filter_map(member_reference).collect(),
             },
             next_range,
         )))
@@ -567,18 +578,21 @@ fn external_id_attribute(source: &ExternalIdSource) -> Option<&str> {
     }
 }
 
-fn external_id(entry: &SearchEntry, source: &ExternalIdSource) -> Result<String, DirectoryError> {
+fn external_id(
+    entry: &impl Attributes,
+    source: &ExternalIdSource,
+) -> Result<String, DirectoryError> {
     let missing = |attr: &str| {
         DirectoryError::Config(format!(
             "entry {} has no {attr} attribute, which ldap.external_id_attribute names; choose an attribute every user and group has, or `dn`",
-            entry.dn
+            entry.dn()
         ))
     };
     match source {
-        ExternalIdSource::Dn => Ok(entry.dn.clone()),
+        ExternalIdSource::Dn => Ok(entry.dn().to_string()),
         ExternalIdSource::ObjectGuid => {
-            let bytes = binary_value(entry, "objectGUID").ok_or_else(|| missing("objectGUID"))?;
-            format_guid(&bytes).ok_or_else(|| missing("a 16-byte objectGUID"))
+            let bytes = first_bytes(entry, "objectGUID").ok_or_else(|| missing("objectGUID"))?;
+            format_guid(bytes).ok_or_else(|| missing("a 16-byte objectGUID"))
         }
         ExternalIdSource::Attribute(attr) => first_value(entry, attr).ok_or_else(|| missing(attr)),
     }
@@ -608,36 +622,86 @@ pub fn format_guid(bytes: &[u8]) -> Option<String> {
     ))
 }
 
+/// The attributes of a search result as the record builders read them, from ldap3's
+/// `SearchEntry` or from the lighter [`Entry`] of a paged read.
+trait Attributes {
+    fn dn(&self) -> &str;
+    /// Attributes whose values are all text.
+    fn text_attrs(&self) -> impl Iterator<Item = (&str, &[String])>;
+    /// Attributes with a binary value; their binary values come first.
+    fn binary_attrs(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])>;
+}
+
+impl Attributes for SearchEntry {
+    fn dn(&self) -> &str {
+        &self.dn
+    }
+
+    fn text_attrs(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.attrs.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    fn binary_attrs(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])> {
+        self.bin_attrs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+}
+
+impl Attributes for Entry {
+    fn dn(&self) -> &str {
+        &self.dn
+    }
+
+    fn text_attrs(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.attrs.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    fn binary_attrs(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])> {
+        self.bin_attrs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+}
+
 /// Attribute names are case-insensitive in LDAP; servers answer in their schema's spelling.
-fn first_value(entry: &SearchEntry, attr: &str) -> Option<String> {
+fn first_text<'e>(entry: &'e impl Attributes, attr: &str) -> Option<&'e str> {
     entry
-        .attrs
-        .iter()
+        .text_attrs()
         .find(|(name, _)| name.eq_ignore_ascii_case(attr))
-        .and_then(|(_, values)| values.first().cloned())
+        .and_then(|(_, values)| values.first())
+        .map(String::as_str)
+}
+
+fn first_value(entry: &impl Attributes, attr: &str) -> Option<String> {
+    first_text(entry, attr).map(str::to_string)
 }
 
 /// A binary attribute's first value. ldap3 files values that happen to be valid UTF-8 under
-/// `attrs`, so look in both maps.
-fn binary_value(entry: &SearchEntry, attr: &str) -> Option<Vec<u8>> {
+/// `attrs`, so look in both.
+fn first_bytes<'e>(entry: &'e impl Attributes, attr: &str) -> Option<&'e [u8]> {
     entry
-        .bin_attrs
-        .iter()
+        .binary_attrs()
         .find(|(name, _)| name.eq_ignore_ascii_case(attr))
-        .and_then(|(_, values)| values.first().cloned())
-        .or_else(|| first_value(entry, attr).map(String::into_bytes))
+        .and_then(|(_, values)| values.first())
+        .map(Vec::as_slice)
+        .or_else(|| first_text(entry, attr).map(str::as_bytes))
+}
+
+fn binary_value(entry: &impl Attributes, attr: &str) -> Option<Vec<u8>> {
+    first_bytes(entry, attr).map(<[u8]>::to_vec)
 }
 
 /// All values of the member attribute, and where the next range starts if AD split them.
-fn member_values(entry: &SearchEntry, attr: &str) -> (Vec<String>, Option<usize>) {
+fn member_texts<'e>(entry: &'e impl Attributes, attr: &str) -> (Vec<&'e str>, Option<usize>) {
     let mut values = Vec::new();
     let mut next = None;
-    for (name, vals) in &entry.attrs {
+    for (name, vals) in entry.text_attrs() {
         let (base, options) = name.split_once(';').unwrap_or((name, ""));
         if !base.eq_ignore_ascii_case(attr) {
             continue;
         }
-        values.extend(vals.iter().cloned());
+        values.extend(vals.iter().map(String::as_str));
         // `range=0-1499` means more follow from 1500; `range=1500-*` is the last part.
         if let Some(range) = options.strip_prefix("range=")
             && let Some((_, end)) = range.split_once('-')
@@ -647,4 +711,9 @@ fn member_values(entry: &SearchEntry, attr: &str) -> (Vec<String>, Option<usize>
         }
     }
     (values, next)
+}
+
+fn member_values(entry: &impl Attributes, attr: &str) -> (Vec<String>, Option<usize>) {
+    let (values, next) = member_texts(entry, attr);
+    (values.into_iter().map(str::to_string).collect(), next)
 }
