@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ResolvedConfig, ResolvedServer};
 use crate::directory::ldap::LdapDirectory;
-use crate::directory::{Directory, DirectoryError, Entries, Progress, ReadOptions, Touched};
+use crate::directory::{
+    Directory, DirectoryError, Entries, Progress, ReadOptions, Snapshot, Touched,
+};
 use crate::org::{AccessToken, ApiKey, OrgClient, OrgError};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::secrets::{Secret, SecretError, SecretKey, Secrets};
@@ -129,8 +131,11 @@ impl Context {
         )
     }
 
-    fn plan(&self, entries: &Entries, warnings: Vec<String>) -> Result<Plan, RunError> {
-        let mut snapshot = entries.snapshot(self.config.sync.users, self.config.sync.groups);
+    fn snapshot(&self, entries: &Entries) -> Snapshot {
+        entries.snapshot(self.config.sync.users, self.config.sync.groups)
+    }
+
+    fn plan(&self, mut snapshot: Snapshot, warnings: Vec<String>) -> Result<Plan, RunError> {
         snapshot.warnings.splice(0..0, warnings);
         let synced = self.state.synced()?;
         Ok(plan::plan(&snapshot, &synced, &self.plan_options()))
@@ -143,7 +148,10 @@ impl Context {
             track_changes: false,
         };
         let read = self.directory()?.read(options, progress).await?;
-        let plan = self.plan(&read.entries, read.warnings)?;
+        let snapshot = self.snapshot(&read.entries);
+        // The snapshot holds all the plan needs; freeing the entries now lowers the peak.
+        drop(read.entries);
+        let plan = self.plan(snapshot, read.warnings)?;
         Ok(TestReport {
             schema_version: SCHEMA_VERSION,
             users: plan.users,
@@ -209,7 +217,7 @@ impl Context {
                 read: read.report(),
             });
         }
-        let plan = self.plan(read.entries(), read.warnings())?;
+        let plan = self.plan(self.snapshot(read.entries()), read.warnings())?;
         if !plan.conflicts.is_empty() {
             return Err(RunError::DuplicateEmails(plan.conflicts));
         }

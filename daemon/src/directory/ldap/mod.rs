@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
-use ldap3::SearchEntry;
 use ldap3::controls::RawControl;
 use serde::{Deserialize, Serialize};
 
@@ -194,7 +193,7 @@ impl LdapDirectory {
 
         if let Some(filter) = self.disabled_filter() {
             session
-                .search_entries(
+                .search(
                     &cfg.user_base,
                     &filter,
                     &["1.1".to_string()],
@@ -211,7 +210,7 @@ impl LdapDirectory {
         // every key again each time it doubles.
         let mut users = Vec::new();
         session
-            .search_entries(&cfg.user_base, &cfg.user_filter, &attrs, None, |entry| {
+            .search(&cfg.user_base, &cfg.user_filter, &attrs, None, |entry| {
                 let record = self.user_record(&entry, false)?;
                 // The first alias is the normalised DN, the key of a paged read.
                 users.push((record.aliases[0].clone(), record));
@@ -232,7 +231,7 @@ impl LdapDirectory {
             let mut nameless = 0;
             let mut ranged = Vec::new();
             session
-                .search_entries(
+                .search(
                     &cfg.group_base,
                     &cfg.group_filter,
                     &self.group_attributes(),
@@ -459,7 +458,7 @@ impl LdapDirectory {
             val: None,
         };
         session
-            .search_entries(
+            .search(
                 &base,
                 &filter,
                 &self.user_attributes(),
@@ -474,11 +473,7 @@ impl LdapDirectory {
     }
 
     /// The user's record. Its first alias is the normalised DN.
-    fn user_record(
-        &self,
-        entry: &impl Attributes,
-        deleted: bool,
-    ) -> Result<UserRecord, DirectoryError> {
+    fn user_record(&self, entry: &Entry, deleted: bool) -> Result<UserRecord, DirectoryError> {
         let cfg = &self.config;
         let external_id = external_id(entry, &cfg.external_id)?;
         let email = first_text(entry, &cfg.email_attribute)
@@ -495,13 +490,13 @@ impl LdapDirectory {
                 .is_some_and(|uac| (uac as u64) & UAC_ACCOUNT_DISABLE != 0);
         // Room for the DN and the uid: tens of thousands of these stay in memory.
         let mut aliases = Vec::with_capacity(2);
-        aliases.push(normalize_dn(entry.dn()));
+        aliases.push(normalize_dn(&entry.dn));
         if let Some(uid) = first_text(entry, &cfg.uid_attribute) {
             aliases.extend(member_reference(uid));
         }
         Ok(UserRecord {
             user: DirectoryUser {
-                reference: entry.dn().to_string(),
+                reference: entry.dn.to_string(),
                 external_id,
                 email,
                 disabled,
@@ -515,7 +510,7 @@ impl LdapDirectory {
     /// `None` for a group with neither the name attribute nor a cn.
     fn group_record(
         &self,
-        entry: &impl Attributes,
+        entry: &Entry,
     ) -> Result<Option<(GroupRecord, Option<usize>)>, DirectoryError> {
         let cfg = &self.config;
         let Some(name) =
@@ -526,10 +521,10 @@ impl LdapDirectory {
         let (members, next_range) = member_texts(entry, &cfg.member_attribute);
         Ok(Some((
             GroupRecord {
-                reference: entry.dn().to_string(),
+                reference: entry.dn.to_string(),
                 external_id: external_id(entry, &cfg.external_id)?,
                 name,
-                alias: normalize_dn(entry.dn()),
+                alias: normalize_dn(&entry.dn),
                 members: members.into_iter().filter_map(member_reference).collect(),
             },
             next_range,
@@ -578,18 +573,15 @@ fn external_id_attribute(source: &ExternalIdSource) -> Option<&str> {
     }
 }
 
-fn external_id(
-    entry: &impl Attributes,
-    source: &ExternalIdSource,
-) -> Result<String, DirectoryError> {
+fn external_id(entry: &Entry, source: &ExternalIdSource) -> Result<String, DirectoryError> {
     let missing = |attr: &str| {
         DirectoryError::Config(format!(
             "entry {} has no {attr} attribute, which ldap.external_id_attribute names; choose an attribute every user and group has, or `dn`",
-            entry.dn()
+            entry.dn
         ))
     };
     match source {
-        ExternalIdSource::Dn => Ok(entry.dn().to_string()),
+        ExternalIdSource::Dn => Ok(entry.dn.to_string()),
         ExternalIdSource::ObjectGuid => {
             let bytes = first_bytes(entry, "objectGUID").ok_or_else(|| missing("objectGUID"))?;
             format_guid(bytes).ok_or_else(|| missing("a 16-byte objectGUID"))
@@ -622,81 +614,41 @@ pub fn format_guid(bytes: &[u8]) -> Option<String> {
     ))
 }
 
-/// The attributes of a search result as the record builders read them, from ldap3's
-/// `SearchEntry` or from the lighter [`Entry`] of a paged read.
-trait Attributes {
-    fn dn(&self) -> &str;
-    /// Attributes whose values are all text.
-    fn text_attrs(&self) -> impl Iterator<Item = (&str, &[String])>;
-    /// Attributes with a binary value; their binary values come first.
-    fn binary_attrs(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])>;
-}
-
-impl Attributes for SearchEntry {
-    fn dn(&self) -> &str {
-        &self.dn
-    }
-
-    fn text_attrs(&self) -> impl Iterator<Item = (&str, &[String])> {
-        self.attrs.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
-    }
-
-    fn binary_attrs(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])> {
-        self.bin_attrs
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-    }
-}
-
-impl Attributes for Entry {
-    fn dn(&self) -> &str {
-        &self.dn
-    }
-
-    fn text_attrs(&self) -> impl Iterator<Item = (&str, &[String])> {
-        self.attrs.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
-    }
-
-    fn binary_attrs(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])> {
-        self.bin_attrs
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-    }
-}
-
 /// Attribute names are case-insensitive in LDAP; servers answer in their schema's spelling.
-fn first_text<'e>(entry: &'e impl Attributes, attr: &str) -> Option<&'e str> {
+fn first_text<'e>(entry: &'e Entry, attr: &str) -> Option<&'e str> {
     entry
-        .text_attrs()
+        .attrs
+        .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(attr))
         .and_then(|(_, values)| values.first())
         .map(String::as_str)
 }
 
-fn first_value(entry: &impl Attributes, attr: &str) -> Option<String> {
+fn first_value(entry: &Entry, attr: &str) -> Option<String> {
     first_text(entry, attr).map(str::to_string)
 }
 
 /// A binary attribute's first value. ldap3 files values that happen to be valid UTF-8 under
 /// `attrs`, so look in both.
-fn first_bytes<'e>(entry: &'e impl Attributes, attr: &str) -> Option<&'e [u8]> {
+fn first_bytes<'e>(entry: &'e Entry, attr: &str) -> Option<&'e [u8]> {
     entry
-        .binary_attrs()
+        .bin_attrs
+        .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(attr))
         .and_then(|(_, values)| values.first())
         .map(Vec::as_slice)
         .or_else(|| first_text(entry, attr).map(str::as_bytes))
 }
 
-fn binary_value(entry: &impl Attributes, attr: &str) -> Option<Vec<u8>> {
+fn binary_value(entry: &Entry, attr: &str) -> Option<Vec<u8>> {
     first_bytes(entry, attr).map(<[u8]>::to_vec)
 }
 
 /// All values of the member attribute, and where the next range starts if AD split them.
-fn member_texts<'e>(entry: &'e impl Attributes, attr: &str) -> (Vec<&'e str>, Option<usize>) {
+fn member_texts<'e>(entry: &'e Entry, attr: &str) -> (Vec<&'e str>, Option<usize>) {
     let mut values = Vec::new();
     let mut next = None;
-    for (name, vals) in entry.text_attrs() {
+    for (name, vals) in &entry.attrs {
         let (base, options) = name.split_once(';').unwrap_or((name, ""));
         if !base.eq_ignore_ascii_case(attr) {
             continue;
@@ -713,7 +665,46 @@ fn member_texts<'e>(entry: &'e impl Attributes, attr: &str) -> (Vec<&'e str>, Op
     (values, next)
 }
 
-fn member_values(entry: &impl Attributes, attr: &str) -> (Vec<String>, Option<usize>) {
-    let (values, next) = member_texts(entry, attr);
-    (values.into_iter().map(str::to_string).collect(), next)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guid_is_formatted_like_windows() {
+        let bytes = [
+            0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+            0xee, 0xff,
+        ];
+        assert_eq!(
+            format_guid(&bytes).unwrap(),
+            "00112233-4455-6677-8899-aabbccddeeff"
+        );
+        assert_eq!(format_guid(&bytes[..15]), None);
+    }
+
+    #[test]
+    fn ranged_member_values_name_the_next_range() {
+        let entry = |name: &str, value: &str| Entry {
+            dn: "cn=g".into(),
+            attrs: vec![(name.into(), vec![value.into()])],
+            bin_attrs: Vec::new(),
+        };
+        let first = entry("member;range=0-1499", "cn=a");
+        assert_eq!(member_texts(&first, "member"), (vec!["cn=a"], Some(1500)));
+        let last = entry("Member;range=1500-*", "cn=b");
+        assert_eq!(member_texts(&last, "member"), (vec!["cn=b"], None));
+    }
+
+    #[test]
+    fn binary_values_are_found_in_either_list_and_names_ignore_case() {
+        let entry = Entry {
+            dn: "cn=x".into(),
+            attrs: vec![("mail".into(), vec!["a@x".into()])],
+            bin_attrs: vec![("objectGUID".into(), vec![vec![0xff; 16]])],
+        };
+        assert_eq!(first_text(&entry, "MAIL"), Some("a@x"));
+        assert_eq!(first_bytes(&entry, "objectguid"), Some(&[0xff; 16][..]));
+        assert_eq!(first_bytes(&entry, "mail"), Some(&b"a@x"[..]));
+        assert_eq!(first_text(&entry, "uid"), None);
+    }
 }

@@ -12,7 +12,6 @@
 //! without attributes; what is not listed is gone.
 
 use chrono::{DateTime, Utc};
-use ldap3::SearchEntry;
 use ldap3::controls::RawControl;
 use serde::{Deserialize, Serialize};
 
@@ -225,7 +224,7 @@ impl LdapDirectory {
                 &filter,
                 &self.user_attributes(),
                 Some(control),
-                |entry: SearchEntry| {
+                |entry| {
                     users.push((normalize_dn(&entry.dn), self.user_record(&entry, true)?));
                     Ok(())
                 },

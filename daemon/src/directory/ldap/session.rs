@@ -11,9 +11,7 @@ use ldap3::controls::{
     EntryState, MakeCritical, RawControl, RefreshMode, SyncDone, SyncInfo, SyncRequest, SyncState,
     parse_syncinfo,
 };
-use ldap3::{
-    Ldap, LdapConnAsync, LdapConnSettings, ResultEntry, Scope, SearchEntry, SearchOptions,
-};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, ResultEntry, Scope, SearchOptions};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -97,22 +95,6 @@ impl<'a> Session<'a> {
         filter: &str,
         attrs: &[String],
         control: Option<RawControl>,
-        mut on_entry: impl FnMut(SearchEntry) -> Result<(), DirectoryError>,
-    ) -> Result<(), DirectoryError> {
-        self.search_raw(base, filter, attrs, control, |entry| {
-            on_entry(SearchEntry::construct(entry))
-        })
-        .await
-    }
-
-    /// [`Session::search`] handing over the lighter [`Entry`]: a full read's tens of thousands
-    /// of entries are cheaper to build that way.
-    pub(super) async fn search_entries(
-        &mut self,
-        base: &str,
-        filter: &str,
-        attrs: &[String],
-        control: Option<RawControl>,
         mut on_entry: impl FnMut(Entry) -> Result<(), DirectoryError>,
     ) -> Result<(), DirectoryError> {
         let malformed = || DirectoryError::Search {
@@ -126,7 +108,7 @@ impl<'a> Session<'a> {
         .await
     }
 
-    /// The search loop behind [`Session::search`] and [`Session::search_entries`].
+    /// The search loop behind [`Session::search`].
     async fn search_raw(
         &mut self,
         base: &str,
@@ -217,9 +199,13 @@ impl<'a> Session<'a> {
         let mut values = Vec::new();
         let mut next = None;
         for entry in result.0 {
-            let entry = SearchEntry::construct(entry);
-            let (more, more_next) = super::member_values(&entry, attribute);
-            values.extend(more);
+            let entry = Entry::from_result(entry).ok_or_else(|| DirectoryError::Search {
+                base: dn.to_string(),
+                filter: requested.clone(),
+                message: "the server sent a malformed entry".into(),
+            })?;
+            let (more, more_next) = super::member_texts(&entry, attribute);
+            values.extend(more.into_iter().map(str::to_string));
             next = more_next;
         }
         Ok((values, next))
@@ -230,7 +216,7 @@ impl<'a> Session<'a> {
         &mut self,
         dn: &str,
         attrs: &[&str],
-    ) -> Result<SearchEntry, DirectoryError> {
+    ) -> Result<Entry, DirectoryError> {
         let (entries, _) = self
             .ldap
             .with_timeout(self.config.operation_timeout)
@@ -249,7 +235,7 @@ impl<'a> Session<'a> {
         entries
             .into_iter()
             .next()
-            .map(SearchEntry::construct)
+            .and_then(Entry::from_result)
             .ok_or_else(|| DirectoryError::Search {
                 base: dn.to_string(),
                 filter: "(objectClass=*)".into(),
@@ -268,14 +254,17 @@ impl<'a> Session<'a> {
         let Ok((entries, _)) = result else {
             return false;
         };
-        entries.into_iter().any(|entry| {
-            SearchEntry::construct(entry)
-                .attrs
-                .iter()
-                .filter(|(name, _)| name.eq_ignore_ascii_case("supportedControl"))
-                .flat_map(|(_, values)| values)
-                .any(|oid| oid == SYNC_REQUEST_OID)
-        })
+        entries
+            .into_iter()
+            .filter_map(Entry::from_result)
+            .any(|entry| {
+                entry
+                    .attrs
+                    .iter()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("supportedControl"))
+                    .flat_map(|(_, values)| values)
+                    .any(|oid| oid == SYNC_REQUEST_OID)
+            })
     }
 
     /// One refreshOnly content-synchronisation search (RFC 4533). Without a cookie the server
@@ -291,7 +280,7 @@ impl<'a> Session<'a> {
         filter: &str,
         attrs: &[String],
         cookie: Option<&[u8]>,
-        mut on_entry: impl FnMut(String, SearchEntry) -> Result<(), DirectoryError>,
+        mut on_entry: impl FnMut(String, Entry) -> Result<(), DirectoryError>,
     ) -> Result<Option<SyncedSearch>, DirectoryError> {
         let search_error = |message: String| DirectoryError::Search {
             base: base.to_string(),
@@ -353,7 +342,8 @@ impl<'a> Session<'a> {
                     true
                 }
                 EntryState::Add | EntryState::Modify => {
-                    on_entry(key, SearchEntry::construct(entry))?;
+                    let entry = Entry::from_result(entry).ok_or_else(|| malformed("entry"))?;
+                    on_entry(key, entry)?;
                     true
                 }
             };
@@ -495,9 +485,10 @@ fn bind_text(result: &ldap3::LdapResult) -> String {
     }
 }
 
-/// A search result entry like ldap3's `SearchEntry`, with the same split of text and binary
-/// attributes, but cheaper to build: attributes in a list instead of hash maps (an entry has a
-/// handful), and values moved out of the decoded message instead of copied.
+/// A search result entry. Like ldap3's `SearchEntry`, with the same split of text and binary
+/// attributes, but cheaper to build (a full read makes tens of thousands): attributes in a list
+/// instead of hash maps (an entry has a handful), and values moved out of the decoded message
+/// instead of copied.
 pub(super) struct Entry {
     pub dn: String,
     /// Attributes whose values are all UTF-8, named as the server sent them.
@@ -510,7 +501,7 @@ pub(super) struct Entry {
 impl Entry {
     /// `None` when the message is not a well-formed SearchResultEntry (where
     /// `SearchEntry::construct` would panic).
-    fn from_result(entry: ResultEntry) -> Option<Entry> {
+    pub(super) fn from_result(entry: ResultEntry) -> Option<Entry> {
         let mut parts = entry.0.match_id(4)?.expect_constructed()?.into_iter();
         let dn = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
         let attributes = parts.next()?.expect_constructed()?;
