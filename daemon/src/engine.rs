@@ -163,6 +163,16 @@ impl Context {
         })
     }
 
+    /// Follows the directory, calling `on_change` for each change it pushes, until the
+    /// connection ends. `Ok(false)` when the directory cannot push changes (then polling alone
+    /// keeps the organization in step).
+    pub async fn follow_directory(
+        &self,
+        on_change: &(dyn Fn() + Send + Sync),
+    ) -> Result<bool, RunError> {
+        Ok(self.directory()?.follow(on_change).await?)
+    }
+
     /// A fresh access token: the stored one, or a new login with the API key.
     async fn token(
         &self,

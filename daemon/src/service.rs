@@ -28,6 +28,9 @@ use crate::state::State;
 const SAMPLE: usize = 20;
 /// Entries between two progress events.
 const PROGRESS_EVERY: usize = 500;
+/// How long the daemon waits after a pushed directory change before it syncs, so a burst of
+/// changes makes one sync.
+const FOLLOW_DEBOUNCE: Duration = Duration::from_secs(2);
 
 /// Why the service did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -405,6 +408,94 @@ impl Service {
                     None => return,
                 },
                 _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
+    /// Follows the directory where it can push changes (RFC 4533 refreshAndPersist) and syncs
+    /// shortly after each burst of changes, so a change reaches the organization in seconds
+    /// instead of at the next poll. Polling stays as it is, the fallback. Reconnects with
+    /// backoff, restarts when the config changes, pauses while polling is off. Returns when
+    /// `shutdown` turns true.
+    pub async fn follow_directory(&self, mut shutdown: watch::Receiver<bool>) {
+        let changed = Arc::new(Notify::new());
+        let follower = async {
+            let mut polling = self.inner.polling.subscribe();
+            let mut failures = 0u32;
+            loop {
+                if !*polling.borrow_and_update() {
+                    let _ = polling.changed().await;
+                    continue;
+                }
+                let config_changed = self.inner.reschedule.notified();
+                tokio::pin!(config_changed);
+                let on_change = {
+                    let changed = changed.clone();
+                    move || changed.notify_one()
+                };
+                let follow = async {
+                    match self.context() {
+                        Ok(context) => context
+                            .follow_directory(&on_change)
+                            .await
+                            .map_err(ServiceError::from),
+                        Err(e) => Err(e),
+                    }
+                };
+                tokio::select! {
+                    result = follow => match result {
+                        // The directory cannot push: polling alone, until the config changes.
+                        Ok(false) => {
+                            tokio::select! {
+                                _ = &mut config_changed => {}
+                                _ = polling.changed() => {}
+                            }
+                        }
+                        Ok(true) => failures = 0,
+                        Err(e) => {
+                            failures = failures.saturating_add(1);
+                            let wait = Duration::from_secs(5 * 2u64.pow(failures.min(6)));
+                            tracing::info!("following the directory stopped ({e}); trying again in {} s", wait.as_secs());
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = self.inner.reschedule.notified() => {}
+                            }
+                        }
+                    },
+                    _ = &mut config_changed => {}
+                    _ = polling.changed() => {}
+                }
+            }
+        };
+        let syncer = async {
+            loop {
+                changed.notified().await;
+                // Changes come in bursts (a new hire touches a user and some groups): wait for
+                // the burst to settle, then one sync reads all of it.
+                tokio::time::sleep(FOLLOW_DEBOUNCE).await;
+                self.sync_after_change().await;
+            }
+        };
+        tokio::select! {
+            _ = follower => {}
+            _ = syncer => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    }
+
+    /// A sync for a pushed change. If another run is in progress it may have read before the
+    /// change, so this one waits for it and runs afterwards.
+    async fn sync_after_change(&self) {
+        loop {
+            match self.begin(RunKind::Sync, RunTrigger::DirectoryChange) {
+                Ok(run) => {
+                    let _ = self.execute_sync(run, false).await;
+                    return;
+                }
+                Err(ServiceError::RunInProgress(_)) => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(_) => return, // shutting down
             }
         }
     }

@@ -61,6 +61,8 @@ pub enum RunTrigger {
     Manual,
     /// The polling schedule.
     Schedule,
+    /// A change the directory pushed (RFC 4533 refreshAndPersist), after a short debounce.
+    DirectoryChange,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

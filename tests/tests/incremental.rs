@@ -5,7 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::time::{Duration, Instant};
+
+use orgsync_proto::api::RunTrigger;
 use testkit::cli::Installation;
+use testkit::daemon::{self, Daemon};
 use testkit::orgserver::{OrgServer, OrgServerOptions};
 use testkit::slapd::{Slapd, SlapdOptions};
 
@@ -323,4 +327,41 @@ async fn a_refused_incremental_sync_is_refused_again_until_allowed() {
     assert_eq!(allowed["outcome"], "synced");
     assert!(!server.managed_emails().contains("p01@example.org"));
     assert_eq!(server.managed_emails().len(), 15);
+}
+
+/// The daemon follows a syncprov directory (refreshAndPersist) and syncs within seconds of a
+/// change, long before the next poll.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_syncs_a_pushed_change_within_seconds() {
+    let slapd = syncprov_slapd();
+    let server = OrgServer::start(OrgServerOptions::default()).await;
+    let inst = installation(&slapd, &server);
+    inst.set("sync.interval_minutes", "60");
+    daemon::use_free_port(&inst);
+    inst.run(&["sync"]).ok();
+
+    let daemon = Daemon::start(&inst);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !daemon.log().contains("following directory changes") {
+        assert!(Instant::now() < deadline, "{}", daemon.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let l = slapd.ldif();
+    slapd.add_ldif(&l.person("hire", "HIRE", Some("hire@example.org")));
+    let changed = Instant::now();
+    while !server.managed_emails().contains("hire@example.org") {
+        assert!(
+            changed.elapsed() < Duration::from_secs(10),
+            "the new hire did not reach the organization within 10 s\n{}",
+            daemon.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let runs = daemon.client().history(10).await.unwrap().runs;
+    let run = runs
+        .iter()
+        .find(|r| r.trigger == RunTrigger::DirectoryChange)
+        .unwrap_or_else(|| panic!("no run for the change: {runs:#?}"));
+    assert_eq!(run.summary.invited, 1, "{run:#?}");
 }

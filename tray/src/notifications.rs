@@ -107,7 +107,7 @@ impl Decider {
                     .unwrap_or_else(|| "no reason given".to_string());
                 let repeated = self.last_problem.as_deref() == Some(reason.as_str());
                 self.last_problem = Some(reason.clone());
-                if repeated && record.trigger == RunTrigger::Schedule {
+                if repeated && record.trigger != RunTrigger::Manual {
                     return None;
                 }
                 Some(match record.outcome {

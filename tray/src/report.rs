@@ -151,6 +151,7 @@ fn trigger(trigger: RunTrigger) -> &'static str {
     match trigger {
         RunTrigger::Manual => "manual",
         RunTrigger::Schedule => "schedule",
+        RunTrigger::DirectoryChange => "directory change",
     }
 }
 

@@ -162,6 +162,11 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         let stop = stop_rx.clone();
         async move { service.watch_config(stop).await }
     });
+    let follower = tokio::spawn({
+        let service = service.clone();
+        let stop = stop_rx.clone();
+        async move { service.follow_directory(stop).await }
+    });
     let stopping = {
         let service = service.clone();
         async move {
@@ -196,6 +201,7 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), poller).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), follower).await;
     let _ = std::fs::remove_file(&daemon_file);
     served.map_err(|e| (1, format!("the API server failed: {e}")))?;
     tracing::info!("stopped");

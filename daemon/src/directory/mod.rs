@@ -347,6 +347,13 @@ pub trait Directory: Send + Sync {
         watermark: &str,
         progress: &dyn Progress,
     ) -> impl Future<Output = Result<Option<Changes>, DirectoryError>> + Send;
+
+    /// Stays connected and calls `on_change` whenever the directory pushes a change, until the
+    /// connection ends (an error). `Ok(false)` at once when the directory cannot push changes.
+    fn follow(
+        &self,
+        on_change: &(dyn Fn() + Send + Sync),
+    ) -> impl Future<Output = Result<bool, DirectoryError>> + Send;
 }
 
 /// Why a directory read failed, with what to do about it.

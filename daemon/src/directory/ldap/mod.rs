@@ -99,6 +99,13 @@ impl Directory for LdapDirectory {
         result
     }
 
+    async fn follow(&self, on_change: &(dyn Fn() + Send + Sync)) -> Result<bool, DirectoryError> {
+        let mut session = Session::open(&self.config, &self.password).await?;
+        let result = self.follow_with(&mut session, on_change).await;
+        session.close().await;
+        result
+    }
+
     async fn read_changes(
         &self,
         watermark: &str,
@@ -129,6 +136,22 @@ impl Directory for LdapDirectory {
 }
 
 impl LdapDirectory {
+    /// Content-sync persistence under the root path, for users and groups in one search.
+    async fn follow_with(
+        &self,
+        session: &mut Session<'_>,
+        on_change: &(dyn Fn() + Send + Sync),
+    ) -> Result<bool, DirectoryError> {
+        if !self.config.incremental || !session.supports_content_sync().await {
+            return Ok(false);
+        }
+        let filter = format!("(|{}{})", self.config.user_filter, self.config.group_filter);
+        session
+            .follow(&self.config.root_path, &filter, on_change)
+            .await
+            .map(|()| true)
+    }
+
     async fn read_full(
         &self,
         session: &mut Session<'_>,

@@ -211,6 +211,77 @@ impl<'a> Session<'a> {
         Ok((values, next))
     }
 
+    /// A refreshAndPersist content sync (RFC 4533) that stays open: the initial refresh is
+    /// skipped, then `on_change` is called for every change the server pushes. The entries
+    /// themselves are not kept (only their DNs are asked for): a change only wakes a sync, which
+    /// reads it the usual way. Returns when the server or the connection ends the search.
+    pub(super) async fn follow(
+        &mut self,
+        base: &str,
+        filter: &str,
+        mut on_change: impl FnMut(),
+    ) -> Result<(), DirectoryError> {
+        let search_error = |message: String| DirectoryError::Search {
+            base: base.to_string(),
+            filter: filter.to_string(),
+            message,
+        };
+        let request = SyncRequest {
+            mode: RefreshMode::RefreshAndPersist,
+            cookie: None,
+            reload_hint: false,
+        };
+        self.ldap
+            .with_controls(request.critical())
+            .with_search_options(SearchOptions::new().sizelimit(i32::MAX));
+        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = Vec::new();
+        let mut stream = self
+            .ldap
+            .streaming_search_with(
+                adapters,
+                base,
+                Scope::Subtree,
+                filter,
+                vec!["1.1".to_string()],
+            )
+            .await
+            .map_err(|e| search_error(describe_ldap_error(&e)))?;
+        let mut refreshed = false;
+        loop {
+            let entry = match stream.next().await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(e) => return Err(search_error(describe_ldap_error(&e))),
+            };
+            if entry.is_intermediate() {
+                let info = std::panic::catch_unwind(AssertUnwindSafe(|| parse_syncinfo(entry)))
+                    .map_err(|_| {
+                        search_error("the server sent a malformed Sync Info message".into())
+                    })?;
+                match info {
+                    // The end of the initial refresh: from here on, everything is a change.
+                    SyncInfo::RefreshDelete { refresh_done, .. }
+                    | SyncInfo::RefreshPresent { refresh_done, .. } => {
+                        if refresh_done && !refreshed {
+                            tracing::info!("following directory changes under {base}");
+                        }
+                        refreshed |= refresh_done;
+                    }
+                    SyncInfo::SyncIdSet { .. } if refreshed => on_change(),
+                    _ => {}
+                }
+            } else if refreshed && !entry.is_ref() {
+                on_change();
+            }
+        }
+        let result = stream.finish().await;
+        Err(search_error(format!(
+            "the server ended the persistent search: {} (LDAP result {})",
+            bind_text(&result),
+            result.rc
+        )))
+    }
+
     /// The entry at `dn` with `attrs` (the root DSE for an empty DN).
     pub(super) async fn base_entry(
         &mut self,
