@@ -74,6 +74,11 @@ fn main() {
         .expect("tokio runtime");
     let mut report = String::new();
     let _ = writeln!(report, "{}\n", machine());
+    // The daemon first, while the bench process is fresh: its latency figures include this
+    // process's own scheduling, which the size runs leave busier.
+    let daemon = args
+        .daemon
+        .then(|| runtime.block_on(measure_daemon(args.idle_seconds, args.rate)));
     let mut full_rows = String::new();
     let mut incremental_rows = String::new();
     for &n in &args.sizes {
@@ -98,8 +103,7 @@ fn main() {
     );
     let _ = writeln!(report, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     report += &incremental_rows;
-    if args.daemon {
-        let text = runtime.block_on(measure_daemon(args.idle_seconds, args.rate));
+    if let Some(text) = daemon {
         let _ = writeln!(report, "\n{text}");
     }
     println!("{report}");
@@ -228,6 +232,13 @@ struct CountingProxy {
     port: u16,
     bytes: Arc<AtomicU64>,
     open: Arc<AtomicUsize>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
 }
 
 impl CountingProxy {
@@ -239,7 +250,7 @@ impl CountingProxy {
         let bytes = Arc::new(AtomicU64::new(0));
         let open = Arc::new(AtomicUsize::new(0));
         let (counted, opened) = (bytes.clone(), open.clone());
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let (counted, opened) = (counted.clone(), opened.clone());
                 opened.fetch_add(1, Ordering::SeqCst);
@@ -255,7 +266,12 @@ impl CountingProxy {
                 });
             }
         });
-        CountingProxy { port, bytes, open }
+        CountingProxy {
+            port,
+            bytes,
+            open,
+            accepting,
+        }
     }
 
     /// The bytes counted so far, once every connection has closed.
