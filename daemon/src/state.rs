@@ -358,20 +358,22 @@ impl State {
     /// never turns into mass removals.
     pub fn clear_cache(&self) -> Result<(), StateError> {
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
-        self.write_copy(
-            &txn,
-            CopyUpdate::Replace {
-                entries: &Entries::default(),
-                info: None,
-            },
-        )?;
-        {
-            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
-            for key in [KEY_HASH, KEY_USER_SYNC, KEY_GROUP_SYNC, KEY_REFUSAL] {
-                meta.remove(key).map_err(|e| self.error(e))?;
-            }
-        }
+        self.forget_sync_cache(&txn)?;
         txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// Drops the hash, the sync times, the refusal and the directory copy.
+    fn forget_sync_cache(&self, txn: &redb::WriteTransaction) -> Result<(), StateError> {
+        let no_copy = CopyUpdate::Replace {
+            entries: &Entries::default(),
+            info: None,
+        };
+        self.write_copy(txn, no_copy)?;
+        let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+        for key in [KEY_HASH, KEY_USER_SYNC, KEY_GROUP_SYNC, KEY_REFUSAL] {
+            meta.remove(key).map_err(|e| self.error(e))?;
+        }
+        Ok(())
     }
 
     /// What the stored directory copy is, without loading it.
@@ -516,18 +518,7 @@ impl State {
             members.retain(|_, _| false).map_err(|e| self.error(e))?;
             let mut groups = txn.open_table(GROUPS).map_err(|e| self.error(e))?;
             groups.retain(|_, _| false).map_err(|e| self.error(e))?;
-            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
-            for key in [KEY_HASH, KEY_USER_SYNC, KEY_GROUP_SYNC, KEY_REFUSAL] {
-                meta.remove(key).map_err(|e| self.error(e))?;
-            }
-            drop(meta);
-            self.write_copy(
-                &txn,
-                CopyUpdate::Replace {
-                    entries: &Entries::default(),
-                    info: None,
-                },
-            )?;
+            self.forget_sync_cache(&txn)?;
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             meta.insert(KEY_ORGANIZATION, organization_id)
                 .map_err(|e| self.error(e))?;

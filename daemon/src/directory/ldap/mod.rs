@@ -244,8 +244,8 @@ impl LdapDirectory {
         entries.users.reserve(users.len());
         entries.users.extend(users);
         if cfg.active_directory && options.include_deleted {
-            match self.read_deleted_users(session, &mut entries).await {
-                Ok(()) => {}
+            match self.deleted_users(session, None).await {
+                Ok(tombstones) => entries.users.extend(tombstones),
                 Err(e) => warnings.push(format!("cannot read deleted objects: {e}")),
             }
         }
@@ -465,21 +465,25 @@ impl LdapDirectory {
         attrs
     }
 
-    /// AD tombstones of users, read with the show-deleted control. Tombstones usually keep only a
-    /// few attributes (objectGUID, sAMAccountName); without an email they are reported, not sent.
-    async fn read_deleted_users(
+    /// AD tombstones of users (all, or those changed since a USN), read with the show-deleted
+    /// control, keyed by normalised DN. Tombstones usually keep only a few attributes
+    /// (objectGUID, sAMAccountName); without an email they are reported, not sent.
+    async fn deleted_users(
         &self,
         session: &mut Session<'_>,
-        entries: &mut Entries,
-    ) -> Result<(), DirectoryError> {
+        changed_after_usn: Option<u64>,
+    ) -> Result<Vec<(String, UserRecord)>, DirectoryError> {
         let cfg = &self.config;
         let base = format!("CN=Deleted Objects,{}", cfg.root_path);
-        let filter = format!("(&{}(isDeleted=TRUE))", cfg.user_filter);
+        let changed =
+            changed_after_usn.map_or(String::new(), |usn| format!("(uSNChanged>={})", usn + 1));
+        let filter = format!("(&{}(isDeleted=TRUE){changed})", cfg.user_filter);
         let control = RawControl {
             ctype: SHOW_DELETED_OID.into(),
             crit: true,
             val: None,
         };
+        let mut users = Vec::new();
         session
             .search(
                 &base,
@@ -488,11 +492,12 @@ impl LdapDirectory {
                 Some(control),
                 |entry| {
                     let record = self.user_record(&entry, true)?;
-                    entries.users.insert(record.aliases[0].clone(), record);
+                    users.push((record.aliases[0].clone(), record));
                     Ok(())
                 },
             )
-            .await
+            .await?;
+        Ok(users)
     }
 
     /// The user's record. Its first alias is the normalised DN.

@@ -12,12 +12,11 @@
 //! without attributes; what is not listed is gone.
 
 use chrono::{DateTime, Utc};
-use ldap3::controls::RawControl;
 use serde::{Deserialize, Serialize};
 
 use super::session::Session;
-use super::{LdapDirectory, SHOW_DELETED_OID, format_guid, normalize_dn};
-use crate::directory::{Changes, Delta, DirectoryError, GroupRecord, Progress, UserRecord};
+use super::{LdapDirectory, format_guid, normalize_dn};
+use crate::directory::{Changes, Delta, DirectoryError, GroupRecord, Progress};
 
 /// How far before the previous read's start a timestamp watermark reaches back, for clocks that
 /// disagree and for changes made while that read ran.
@@ -117,7 +116,7 @@ impl LdapDirectory {
             )
             .await?;
         if let Revision::Usn { usn, .. } = since {
-            match self.deleted_since(session, *usn).await {
+            match self.deleted_users(session, Some(*usn)).await {
                 Ok(tombstones) => upserts.extend(tombstones),
                 Err(e) => changes
                     .warnings
@@ -197,39 +196,5 @@ impl LdapDirectory {
             })
             .await?;
         Ok(keys)
-    }
-
-    /// User tombstones changed since `usn`, as deleted users.
-    async fn deleted_since(
-        &self,
-        session: &mut Session<'_>,
-        usn: u64,
-    ) -> Result<Vec<(String, UserRecord)>, DirectoryError> {
-        let cfg = &self.config;
-        let base = format!("CN=Deleted Objects,{}", cfg.root_path);
-        let filter = format!(
-            "(&{}(isDeleted=TRUE)(uSNChanged>={}))",
-            cfg.user_filter,
-            usn + 1
-        );
-        let control = RawControl {
-            ctype: SHOW_DELETED_OID.into(),
-            crit: true,
-            val: None,
-        };
-        let mut users = Vec::new();
-        session
-            .search(
-                &base,
-                &filter,
-                &self.user_attributes(),
-                Some(control),
-                |entry| {
-                    users.push((normalize_dn(&entry.dn), self.user_record(&entry, true)?));
-                    Ok(())
-                },
-            )
-            .await?;
-        Ok(users)
     }
 }
