@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use self::dn::member_reference;
 pub use self::dn::normalize_dn;
-use self::session::{Entry, Session};
+use self::session::{Entry, Session, SyncedSearch};
 use crate::config::{ExternalIdSource, ResolvedLdap};
 use crate::directory::{
     Changes, Delta, Directory, DirectoryError, DirectoryUser, Entries, FullRead, GroupRecord,
@@ -73,6 +73,25 @@ struct Cookies {
 
 fn cookie_bytes(cookie: &Option<String>) -> Option<Vec<u8>> {
     cookie.as_ref().and_then(|c| BASE64.decode(c).ok())
+}
+
+/// The cookie to store after a content-sync search: the server's new one, or the one sent when
+/// the server kept it.
+fn next_cookie(search: &SyncedSearch, sent: Option<&String>) -> Option<String> {
+    search
+        .cookie
+        .as_ref()
+        .map(|c| BASE64.encode(c))
+        .or_else(|| sent.cloned())
+}
+
+/// A content-sync search's changes: the entries it sent in full, and what it said of the rest.
+fn delta<T>(search: SyncedSearch, upserts: Vec<(String, T)>) -> Delta<T> {
+    Delta {
+        upserts,
+        deletes: search.deletes,
+        present: search.present,
+    }
 }
 
 impl LdapDirectory {
@@ -301,11 +320,10 @@ impl LdapDirectory {
         let mut next = Cookies::default();
         let mut changes = Changes::default();
 
-        let previous = cookies.map(|c| cookie_bytes(&Some(c.users.clone())));
-        let users_cookie = match previous {
+        let users_cookie = match cookies.map(|c| BASE64.decode(&c.users)) {
             // A cookie that is not base64 is not ours: read everything.
-            Some(None) => return Ok(None),
-            Some(Some(bytes)) => Some(bytes),
+            Some(Err(_)) => return Ok(None),
+            Some(Ok(bytes)) => Some(bytes),
             None => None,
         };
         let attrs = self.user_attributes();
@@ -326,17 +344,9 @@ impl LdapDirectory {
         else {
             return Ok(None);
         };
-        next.users = search
-            .cookie
-            .as_ref()
-            .map(|c| BASE64.encode(c))
-            .or_else(|| cookies.map(|c| c.users.clone()))
+        next.users = next_cookie(&search, cookies.map(|c| &c.users))
             .ok_or_else(|| self.no_cookie(&cfg.user_base))?;
-        changes.users = Delta {
-            upserts,
-            deletes: search.deletes,
-            present: search.present,
-        };
+        changes.users = delta(search, upserts);
 
         if let Some(filter) = self.disabled_filter() {
             let cookie = cookies.and_then(|c| cookie_bytes(&c.disabled));
@@ -356,16 +366,8 @@ impl LdapDirectory {
             else {
                 return Ok(None);
             };
-            next.disabled = search
-                .cookie
-                .as_ref()
-                .map(|c| BASE64.encode(c))
-                .or_else(|| cookies.and_then(|c| c.disabled.clone()));
-            changes.disabled = Delta {
-                upserts,
-                deletes: search.deletes,
-                present: search.present,
-            };
+            next.disabled = next_cookie(&search, cookies.and_then(|c| c.disabled.as_ref()));
+            changes.disabled = delta(search, upserts);
         }
 
         if self.read_groups {
@@ -398,23 +400,14 @@ impl LdapDirectory {
             else {
                 return Ok(None);
             };
-            next.groups = search
-                .cookie
-                .as_ref()
-                .map(|c| BASE64.encode(c))
-                .or_else(|| cookies.and_then(|c| c.groups.clone()));
+            next.groups = next_cookie(&search, cookies.and_then(|c| c.groups.as_ref()));
             let mut groups: HashMap<String, GroupRecord> = upserts.into_iter().collect();
             self.fetch_ranges(session, &mut groups, ranged).await?;
             if !nameless.is_empty() {
                 changes.warnings.push(self.nameless_warning(nameless.len()));
             }
-            let mut deletes = search.deletes;
-            deletes.extend(nameless);
-            changes.groups = Delta {
-                upserts: groups.into_iter().collect(),
-                deletes,
-                present: search.present,
-            };
+            changes.groups = delta(search, groups.into_iter().collect());
+            changes.groups.deletes.extend(nameless);
         }
         changes.watermark = Watermark::ContentSync(next).encode();
         Ok(Some(changes))
