@@ -87,12 +87,15 @@ impl Desktop {
             .expect("XDG_RUNTIME_DIR must be private");
 
         // Xvfb picks a free display itself and writes its number to fd 3 (-displayfd), so
-        // parallel tests and other sessions on the machine never collide.
+        // parallel tests and other sessions on the machine never collide. -noreset: by default
+        // the server resets when its last client leaves, and a client connecting in that moment
+        // (trayer, right after the readiness probe disconnects) is dropped with "cannot open
+        // display".
         let display_file = path.join("display");
         let mut xvfb_cmd = Command::new("sh");
         xvfb_cmd.args([
             "-c",
-            r#"exec Xvfb -displayfd 3 -screen 0 1024x600x24 -nolisten tcp 3>"$1""#,
+            r#"exec Xvfb -displayfd 3 -screen 0 1024x600x24 -nolisten tcp -noreset 3>"$1""#,
             "xvfb",
         ]);
         xvfb_cmd.arg(&display_file);
@@ -174,9 +177,12 @@ impl Desktop {
         );
         let dunst = spawn("dunst", session.command("dunst"), &path);
         // trayer's panel window has the instance name "panel".
-        session.wait_ready("trayer's panel", &trayer, || {
-            session.window("^panel$").is_some()
-        });
+        // trayer exits if it cannot reach the display: quote the X server's log too.
+        wait_for(
+            "trayer's panel",
+            || format!("{}{}", trayer.log_tail(20), xvfb.log_tail(20)),
+            || session.window("^panel$"),
+        );
         session.wait_ready("dunst on the bus", &dunst, || {
             let out = session.try_run(
                 "dbus-send",
