@@ -52,6 +52,10 @@ struct Args {
     /// Write the markdown report here too
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Measure nothing: serve a generated directory of this many users and an orgsync
+    /// installation pointed at it until Ctrl-C, for profiling by hand
+    #[arg(long, value_name = "USERS")]
+    serve: Option<usize>,
 }
 
 /// One `time -v` measurement.
@@ -72,6 +76,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    if let Some(n) = args.serve {
+        runtime.block_on(serve(n));
+        return;
+    }
     let mut report = String::new();
     let _ = writeln!(report, "{}\n", machine());
     // The daemon first, while the bench process is fresh: its latency figures include this
@@ -336,17 +344,46 @@ fn last_import_size(server: &OrgServer) -> (usize, usize) {
     (count("members"), count("groups"))
 }
 
-async fn measure_size(n: usize, runs: usize) -> (String, String) {
+/// A private slapd holding the generated directory of `n` users.
+fn directory(n: usize) -> Slapd {
     let dir = tempfile::tempdir().expect("temp dir");
     let ldif = dir.path().join("directory.ldif");
-    let suffix = "dc=example,dc=org";
-    generate(&ldif, suffix, n);
-    let slapd = Slapd::start(SlapdOptions {
+    generate(&ldif, "dc=example,dc=org", n);
+    Slapd::start(SlapdOptions {
         tls: false,
         syncprov: true,
         preload_ldif: Some(ldif),
         ..SlapdOptions::default()
-    });
+    })
+}
+
+/// `--serve`: the directory, an organization server and an installation, until Ctrl-C.
+async fn serve(n: usize) {
+    let slapd = directory(n);
+    let server = OrgServer::start(OrgServerOptions::default()).await;
+    let inst = installation(&slapd, &server);
+    let env = |key: &str| {
+        let command = inst.command("true");
+        command
+            .get_envs()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()))
+            .unwrap_or_default()
+    };
+    println!(
+        "Serving {n} users at {}. In another shell:\n\n  export ORGSYNC_CONFIG={} ORGSYNC_DATA_DIR={} ORGSYNC_LDAP_BIND_PASSWORD={}\n  {} test --json\n\nCtrl-C stops.",
+        slapd.url(),
+        env("ORGSYNC_CONFIG"),
+        env("ORGSYNC_DATA_DIR"),
+        slapd.admin_password(),
+        binary("orgsync").display(),
+    );
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn measure_size(n: usize, runs: usize) -> (String, String) {
+    let suffix = "dc=example,dc=org";
+    let slapd = directory(n);
     let proxy = CountingProxy::start(slapd.port()).await;
 
     // The floor: the same two paged searches orgsync makes, with the same attributes.
