@@ -42,6 +42,11 @@ enum LogFormat {
     Json,
 }
 
+/// ldap3 decodes every search result into a tree of small allocations and copies it once
+/// more; with glibc's malloc that churn was a third of a large read's CPU time (bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format, args.verbose);
