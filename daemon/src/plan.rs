@@ -261,12 +261,19 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
     let mut warnings = snapshot.warnings.clone();
 
     let users_read = snapshot.users.as_deref().unwrap_or_default();
-    let (members, conflicts) = normalise_users(users_read, state, options, &mut skipped);
-    let active: FxHashMap<&str, &str> = members
-        .iter()
-        .filter(|m| !m.removed)
-        .map(|m| (m.user.external_id.as_str(), m.email))
-        .collect();
+    let (members, mut conflicts) = normalise_users(users_read, state, options, &mut skipped);
+    // The snapshot's users come in no particular order; what is reported by name is sorted.
+    skipped.sort_by(|a, b| (&a.reference, &a.email).cmp(&(&b.reference, &b.email)));
+    conflicts.sort_by(|a, b| a.reference.cmp(&b.reference));
+    // Sized up front: collecting from a filter would grow (and rehash) the table many times.
+    let mut active: FxHashMap<&str, &str> = FxHashMap::default();
+    active.reserve(members.len());
+    active.extend(
+        members
+            .iter()
+            .filter(|m| !m.removed)
+            .map(|m| (m.user.external_id.as_str(), m.email)),
+    );
 
     // Group membership: flattened, and limited to users who stay members when users are synced,
     // so a removed or skipped user does not linger in a group's list.

@@ -209,84 +209,55 @@ const EXAMPLES: usize = 3;
 
 impl Entries {
     /// Resolves group members against the users and groups and returns what the plan reads.
-    /// Entries are sorted by key, so the result does not depend on the order of reads.
+    /// Groups are sorted by key (group members name them by index); users come in no
+    /// particular order, and the plan sorts what it reports. The users are copied on a second
+    /// thread while the members resolve: at 50k users each half takes tens of milliseconds.
     pub fn snapshot(&self, sync_users: bool, sync_groups: bool) -> Snapshot {
-        let mut warnings = Vec::new();
-        // Sorted (key, entry) pairs, so nothing below looks an entry up by its key again.
-        let mut user_entries: Vec<(&String, &UserRecord)> = self.users.iter().collect();
-        user_entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut group_entries: Vec<(&String, &GroupRecord)> = self.groups.iter().collect();
-        group_entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let user_entries: Vec<(&String, &UserRecord)> = self.users.iter().collect();
+        std::thread::scope(|scope| {
+            let users = sync_users.then(|| {
+                scope.spawn(|| {
+                    user_entries
+                        .iter()
+                        .map(|(key, record)| {
+                            let mut user = record.user.clone();
+                            user.disabled |=
+                                !self.disabled.is_empty() && self.disabled.contains(*key);
+                            user
+                        })
+                        .collect()
+                })
+            });
+            let mut warnings = Vec::new();
+            let groups = sync_groups.then(|| self.resolve_groups(&user_entries, &mut warnings));
+            Snapshot {
+                users: users.map(|copying| copying.join().expect("copying the users")),
+                groups,
+                warnings,
+            }
+        })
+    }
 
+    /// Like [`Entries::snapshot`], for entries read once (a dry run): the users move into the
+    /// snapshot instead of being copied, which at 50k users saves tens of megabytes.
+    pub fn into_snapshot(self, sync_users: bool, sync_groups: bool) -> Snapshot {
+        let mut warnings = Vec::new();
+        let groups = sync_groups.then(|| {
+            let user_entries: Vec<(&String, &UserRecord)> = self.users.iter().collect();
+            self.resolve_groups(&user_entries, &mut warnings)
+        });
+        let Entries {
+            users, disabled, ..
+        } = self;
         let users = sync_users.then(|| {
-            user_entries
-                .iter()
+            users
+                .into_iter()
                 .map(|(key, record)| {
-                    let mut user = record.user.clone();
-                    user.disabled |= self.disabled.contains(*key);
+                    let mut user = record.user;
+                    user.disabled |= !disabled.is_empty() && disabled.contains(&key);
                     user
                 })
                 .collect()
-        });
-
-        let groups = sync_groups.then(|| {
-            // The directory's own strings as keys: FxHash is several times faster than SipHash.
-            let mut by_alias: FxHashMap<&str, Member> = FxHashMap::default();
-            by_alias.reserve(group_entries.len() + 2 * user_entries.len());
-            for (index, (_, record)) in group_entries.iter().enumerate() {
-                by_alias.insert(record.alias.as_str(), Member::Group(index));
-            }
-            // Users win over groups that share an alias; deleted users are nobody's member.
-            for (index, (_, record)) in user_entries.iter().enumerate() {
-                if !record.user.deleted {
-                    for alias in &record.aliases {
-                        by_alias.insert(alias, Member::User(index));
-                    }
-                }
-            }
-            // The last group each user was added to, to list a user once per group.
-            let mut added_to = vec![usize::MAX; user_entries.len()];
-            let mut unresolved = 0usize;
-            let mut examples = Vec::new();
-            let groups = group_entries
-                .iter()
-                .enumerate()
-                .map(|(group_index, (_, record))| {
-                    let mut group = DirectoryGroup {
-                        reference: record.reference.clone(),
-                        external_id: record.external_id.clone(),
-                        name: record.name.clone(),
-                        user_members: Vec::new(),
-                        group_members: Vec::new(),
-                    };
-                    for value in &record.members {
-                        match by_alias.get(value.as_str()) {
-                            Some(&Member::User(user)) => {
-                                if added_to[user] != group_index {
-                                    added_to[user] = group_index;
-                                    let id = &user_entries[user].1.user.external_id;
-                                    group.user_members.push(id.clone());
-                                }
-                            }
-                            Some(&Member::Group(index)) => group.group_members.push(index),
-                            None => {
-                                unresolved += 1;
-                                if examples.len() < EXAMPLES {
-                                    examples.push(value.as_str());
-                                }
-                            }
-                        }
-                    }
-                    group
-                })
-                .collect();
-            if unresolved > 0 {
-                warnings.push(format!(
-                    "{unresolved} group member value(s) match no synced user or group (outside the user/group path or filter), e.g. {}",
-                    examples.join("; ")
-                ));
-            }
-            groups
         });
         Snapshot {
             users,
@@ -294,9 +265,86 @@ impl Entries {
             warnings,
         }
     }
+
+    /// The groups, sorted by key, with their members resolved by alias.
+    fn resolve_groups(
+        &self,
+        user_entries: &[(&String, &UserRecord)],
+        warnings: &mut Vec<String>,
+    ) -> Vec<DirectoryGroup> {
+        let mut group_entries: Vec<(&String, &GroupRecord)> = self.groups.iter().collect();
+        group_entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // The directory's own strings as keys: FxHash is several times faster than SipHash.
+        let mut by_alias: FxHashMap<&str, Member> = FxHashMap::default();
+        by_alias.reserve(group_entries.len() + 2 * user_entries.len());
+        for (index, (_, record)) in group_entries.iter().enumerate() {
+            by_alias.insert(record.alias.as_str(), Member::Group(index));
+        }
+        // Users win over groups that share an alias, and of two users the one with the greater
+        // key, whatever order the users come in; deleted users are nobody's member.
+        for (index, (key, record)) in user_entries.iter().enumerate() {
+            if record.user.deleted {
+                continue;
+            }
+            for alias in &record.aliases {
+                let slot = by_alias
+                    .entry(alias.as_str())
+                    .or_insert(Member::User(index));
+                if let Member::User(other) = *slot
+                    && user_entries[other].0 > *key
+                {
+                    continue;
+                }
+                *slot = Member::User(index);
+            }
+        }
+        // The last group each user was added to, to list a user once per group.
+        let mut added_to = vec![usize::MAX; user_entries.len()];
+        let mut unresolved = 0usize;
+        let mut examples = Vec::new();
+        let groups = group_entries
+            .iter()
+            .enumerate()
+            .map(|(group_index, (_, record))| {
+                let mut group = DirectoryGroup {
+                    reference: record.reference.clone(),
+                    external_id: record.external_id.clone(),
+                    name: record.name.clone(),
+                    user_members: Vec::new(),
+                    group_members: Vec::new(),
+                };
+                for value in &record.members {
+                    match by_alias.get(value.as_str()) {
+                        Some(&Member::User(user)) => {
+                            if added_to[user] != group_index {
+                                added_to[user] = group_index;
+                                let id = &user_entries[user].1.user.external_id;
+                                group.user_members.push(id.clone());
+                            }
+                        }
+                        Some(&Member::Group(index)) => group.group_members.push(index),
+                        None => {
+                            unresolved += 1;
+                            if examples.len() < EXAMPLES {
+                                examples.push(value.as_str());
+                            }
+                        }
+                    }
+                }
+                group
+            })
+            .collect();
+        if unresolved > 0 {
+            warnings.push(format!(
+                "{unresolved} group member value(s) match no synced user or group (outside the user/group path or filter), e.g. {}",
+                examples.join("; ")
+            ));
+        }
+        groups
+    }
 }
 
-/// What a member value resolves to: an index into the sorted users or groups.
+/// What a member value resolves to: an index into the users or the sorted groups.
 enum Member {
     User(usize),
     Group(usize),

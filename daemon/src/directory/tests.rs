@@ -41,6 +41,45 @@ fn entries() -> Entries {
     entries
 }
 
+/// The snapshot with its users sorted, to compare snapshots whose users come in any order.
+fn sorted(mut snapshot: Snapshot) -> Snapshot {
+    if let Some(users) = &mut snapshot.users {
+        users.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    }
+    snapshot
+}
+
+#[test]
+fn a_consumed_snapshot_equals_a_borrowed_one() {
+    let mut entries = entries();
+    entries.disabled.insert("k-b".into());
+    for (users, groups) in [(true, true), (true, false), (false, true)] {
+        assert_eq!(
+            sorted(entries.clone().into_snapshot(users, groups)),
+            sorted(entries.snapshot(users, groups)),
+            "users {users}, groups {groups}"
+        );
+    }
+}
+
+#[test]
+fn of_two_users_with_one_alias_the_greater_key_is_the_member_whatever_the_order() {
+    // Two entries with uid "a" in different places; a memberUid "a" must always mean the same.
+    for keys in [["k-1", "k-2"], ["k-2", "k-1"]] {
+        let mut entries = Entries::default();
+        for key in keys {
+            let mut record = user("a");
+            record.user.external_id = format!("ext-{key}");
+            record.user.reference = format!("uid=a,ou={key},dc=x");
+            record.aliases = vec![record.user.reference.clone(), "a".into()];
+            entries.users.insert(key.to_string(), record);
+        }
+        entries.groups.insert("k-g".into(), group("g", &["a"]));
+        let groups = entries.snapshot(false, true).groups.unwrap();
+        assert_eq!(groups[0].user_members, vec!["ext-k-2"]);
+    }
+}
+
 #[test]
 fn members_resolve_by_dn_uid_and_group_and_unknown_ones_are_reported() {
     let mut entries = entries();
