@@ -261,7 +261,12 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
     let mut warnings = snapshot.warnings.clone();
 
     let users_read = snapshot.users.as_deref().unwrap_or_default();
-    let (members, mut conflicts) = normalise_users(users_read, state, options, &mut skipped);
+    // Flattening the groups needs nothing from the users: it runs on a second thread meanwhile.
+    let (flat_groups, (members, mut conflicts)) = std::thread::scope(|scope| {
+        let flattening = scope.spawn(|| snapshot.groups.as_deref().map(flatten_groups));
+        let users = normalise_users(users_read, state, options, &mut skipped);
+        (flattening.join().expect("flattening the groups"), users)
+    });
     // The snapshot's users come in no particular order; what is reported by name is sorted.
     skipped.sort_by(|a, b| (&a.reference, &a.email).cmp(&(&b.reference, &b.email)));
     conflicts.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -275,21 +280,16 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
             .map(|m| (m.user.external_id.as_str(), m.email)),
     );
 
-    // Group membership: flattened, and limited to users who stay members when users are synced,
-    // so a removed or skipped user does not linger in a group's list.
-    let groups: Vec<GroupEntry> = match &snapshot.groups {
-        Some(groups) => flatten_groups(groups)
-            .into_iter()
-            .map(|mut g| {
-                if snapshot.users.is_some() {
-                    g.member_external_ids
-                        .retain(|id| active.contains_key(id.as_str()));
-                }
-                g
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    // Group membership: limited to users who stay members when users are synced, so a removed
+    // or skipped user does not linger in a group's list.
+    let mut groups: Vec<GroupEntry> = flat_groups.unwrap_or_default();
+    if snapshot.users.is_some() {
+        for group in &mut groups {
+            group
+                .member_external_ids
+                .retain(|id| active.contains_key(id.as_str()));
+        }
+    }
 
     // Members that orgsync synced before and that the directory no longer returns at all.
     let missing: Vec<(&String, &String)> = if snapshot.users.is_some()
@@ -349,8 +349,7 @@ fn normalise_users<'a>(
     let mut conflicting: BTreeSet<&str> = BTreeSet::new();
 
     // Active users first, so a tombstone never shadows the live account with the same email.
-    let mut ordered: Vec<&DirectoryUser> = users.iter().collect();
-    ordered.sort_by_key(|u| u.deleted);
+    let ordered = (users.iter().filter(|u| !u.deleted)).chain(users.iter().filter(|u| u.deleted));
 
     for user in ordered {
         // A tombstone has usually lost its email; the state still knows it if orgsync added it.
@@ -366,7 +365,8 @@ fn normalise_users<'a>(
             });
             continue;
         };
-        if email.chars().count() > MAX_EMAIL_LEN {
+        // Characters, not bytes; a string of no more bytes than that has no more characters.
+        if email.len() > MAX_EMAIL_LEN && email.chars().count() > MAX_EMAIL_LEN {
             skipped.push(SkippedEntry {
                 reference: user.reference.clone(),
                 email: Some(email.to_string()),
