@@ -233,33 +233,76 @@ impl LdapDirectory {
         let mut warnings = Vec::new();
         let mut entries = Entries::default();
 
-        if let Some(filter) = self.disabled_filter() {
-            session
-                .search(
-                    &cfg.user_base,
-                    &filter,
-                    &["1.1".to_string()],
-                    None,
-                    |entry| {
-                        entries.disabled.insert(normalize_dn(&entry.dn));
-                        Ok(())
-                    },
-                )
-                .await?;
-        }
+        // Users and groups are read at once, the groups on a connection of their own (a server
+        // runs one paged search per connection): the server answers both in parallel while this
+        // side decodes whichever entry arrives next.
+        let disabled = &mut entries.disabled;
         let attrs = self.user_attributes();
         // Collected first and put in the map once their number is known: a growing map hashes
         // every key again each time it doubles.
         let mut users = Vec::new();
-        session
-            .search(&cfg.user_base, &cfg.user_filter, &attrs, None, |entry| {
-                let record = self.user_record(&entry, false)?;
-                // The first alias is the normalised DN, the key of a paged read.
-                users.push((record.aliases[0].clone(), record));
-                progress.entries_read("users", users.len());
-                Ok(())
-            })
-            .await?;
+        let read_users = async {
+            if let Some(filter) = self.disabled_filter() {
+                session
+                    .search(
+                        &cfg.user_base,
+                        &filter,
+                        &["1.1".to_string()],
+                        None,
+                        |entry| {
+                            disabled.insert(normalize_dn(&entry.dn));
+                            Ok(())
+                        },
+                    )
+                    .await?;
+            }
+            session
+                .search(&cfg.user_base, &cfg.user_filter, &attrs, None, |entry| {
+                    let record = self.user_record(&entry, false)?;
+                    // The first alias is the normalised DN, the key of a paged read.
+                    users.push((record.aliases[0].clone(), record));
+                    progress.entries_read("users", users.len());
+                    Ok(())
+                })
+                .await
+        };
+        let mut nameless = 0;
+        let mut ranged = Vec::new();
+        let groups = &mut entries.groups;
+        let group_attributes = self.group_attributes();
+        let read_groups = async {
+            if !self.read_groups {
+                return Ok(());
+            }
+            let group_session = Session::open(&self.config, &self.password).await?;
+            let read = group_session
+                .search(
+                    &cfg.group_base,
+                    &cfg.group_filter,
+                    &group_attributes,
+                    None,
+                    |entry| {
+                        match self.group_record(&entry)? {
+                            Some((record, next_range)) => {
+                                // The alias is the normalised DN, the key of a paged read.
+                                let key = record.alias.clone();
+                                if let Some(start) = next_range {
+                                    ranged.push((key.clone(), start));
+                                }
+                                groups.insert(key, record);
+                            }
+                            None => nameless += 1,
+                        }
+                        progress.entries_read("groups", groups.len());
+                        Ok(())
+                    },
+                )
+                .await;
+            group_session.close().await;
+            read
+        };
+        tokio::try_join!(read_users, read_groups)?;
+
         entries.users.reserve(users.len());
         entries.users.extend(users);
         if cfg.active_directory && options.include_deleted {
@@ -270,31 +313,6 @@ impl LdapDirectory {
         }
 
         if self.read_groups {
-            let mut nameless = 0;
-            let mut ranged = Vec::new();
-            session
-                .search(
-                    &cfg.group_base,
-                    &cfg.group_filter,
-                    &self.group_attributes(),
-                    None,
-                    |entry| {
-                        match self.group_record(&entry)? {
-                            Some((record, next_range)) => {
-                                // The alias is the normalised DN, the key of a paged read.
-                                let key = record.alias.clone();
-                                if let Some(start) = next_range {
-                                    ranged.push((key.clone(), start));
-                                }
-                                entries.groups.insert(key, record);
-                            }
-                            None => nameless += 1,
-                        }
-                        progress.entries_read("groups", entries.groups.len());
-                        Ok(())
-                    },
-                )
-                .await?;
             self.fetch_ranges(session, &mut entries.groups, ranged)
                 .await?;
             if nameless > 0 {

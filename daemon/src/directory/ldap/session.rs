@@ -89,8 +89,9 @@ impl<'a> Session<'a> {
 
     /// Runs one search to completion, handing each entry to `on_entry`. Paged when configured.
     /// Fails unless the server reports success at the end, so a size or time limit is an error.
+    /// Several may run at once on the one connection (LDAP tells answers apart by message id).
     pub(super) async fn search(
-        &mut self,
+        &self,
         base: &str,
         filter: &str,
         attrs: &[String],
@@ -110,7 +111,7 @@ impl<'a> Session<'a> {
 
     /// The search loop behind [`Session::search`].
     async fn search_raw(
-        &mut self,
+        &self,
         base: &str,
         filter: &str,
         attrs: &[String],
@@ -128,11 +129,12 @@ impl<'a> Session<'a> {
         if let Some(page_size) = self.config.page_size {
             adapters.push(Box::new(PagedResults::new(page_size as i32)));
         }
+        // A handle of its own: controls and the timeout are set per operation on it.
+        let mut ldap = self.ldap.clone();
         if let Some(control) = control {
-            self.ldap.with_controls(vec![control]);
+            ldap.with_controls(vec![control]);
         }
-        let started = self
-            .ldap
+        let started = ldap
             .with_timeout(timeout)
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await;
