@@ -514,7 +514,9 @@ fn prompt_secret(prompt: &str) -> Result<String, Failure> {
 /// Streams JSON to stdout: a large report is never built as one string.
 fn print_json<T: serde::Serialize>(value: &T) {
     use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Stdout is line-buffered and a large report has a line per value: without a large buffer
+    // of its own, writing 20 MB of JSON takes thousands of small writes.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let written = serde_json::to_writer_pretty(&mut out, value)
         .map_err(std::io::Error::from)
         .and_then(|()| writeln!(out))
