@@ -349,7 +349,10 @@ fn normalise_users<'a>(
     let mut conflicting: BTreeSet<&str> = BTreeSet::new();
 
     // Active users first, so a tombstone never shadows the live account with the same email.
-    let ordered = (users.iter().filter(|u| !u.deleted)).chain(users.iter().filter(|u| u.deleted));
+    let ordered = users
+        .iter()
+        .filter(|u| !u.deleted)
+        .chain(users.iter().filter(|u| u.deleted));
 
     for user in ordered {
         // A tombstone has usually lost its email; the state still knows it if orgsync added it.

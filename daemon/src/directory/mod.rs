@@ -220,10 +220,7 @@ impl Entries {
                     user_entries
                         .iter()
                         .map(|(key, record)| {
-                            let mut user = record.user.clone();
-                            user.disabled |=
-                                !self.disabled.is_empty() && self.disabled.contains(*key);
-                            user
+                            with_disabled(record.user.clone(), key, &self.disabled)
                         })
                         .collect()
                 })
@@ -252,11 +249,7 @@ impl Entries {
         let users = sync_users.then(|| {
             users
                 .into_iter()
-                .map(|(key, record)| {
-                    let mut user = record.user;
-                    user.disabled |= !disabled.is_empty() && disabled.contains(&key);
-                    user
-                })
+                .map(|(key, record)| with_disabled(record.user, &key, &disabled))
                 .collect()
         });
         Snapshot {
@@ -342,6 +335,12 @@ impl Entries {
         }
         groups
     }
+}
+
+/// The user as the plan sees it: disabled also when the separate disabled search listed it.
+fn with_disabled(mut user: DirectoryUser, key: &str, disabled: &HashSet<String>) -> DirectoryUser {
+    user.disabled |= !disabled.is_empty() && disabled.contains(key);
+    user
 }
 
 /// What a member value resolves to: an index into the users or the sorted groups.
