@@ -366,19 +366,11 @@ async fn serve(n: usize) {
     let slapd = directory(n);
     let server = OrgServer::start(OrgServerOptions::default()).await;
     let inst = installation(&slapd, &server);
-    let env = |key: &str| {
-        let command = inst.command("true");
-        command
-            .get_envs()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()))
-            .unwrap_or_default()
-    };
     println!(
         "Serving {n} users at {}. In another shell:\n\n  export ORGSYNC_CONFIG={} ORGSYNC_DATA_DIR={} ORGSYNC_LDAP_BIND_PASSWORD={}\n  {} test --json\n\nCtrl-C stops.",
         slapd.url(),
-        env("ORGSYNC_CONFIG"),
-        env("ORGSYNC_DATA_DIR"),
+        inst.config_file().display(),
+        inst.data_dir().display(),
         slapd.admin_password(),
         binary("orgsync").display(),
     );
