@@ -70,21 +70,27 @@ fn push_lowercase(out: &mut String, ascii: &str) {
     out.extend(ascii.chars().map(|c| c.to_ascii_lowercase()));
 }
 
-/// [`normalize_dn`] for any DN: decodes escapes (`\,`, `\2C`) and lower-cases Unicode.
+/// [`normalize_dn`] for any DN: decodes escapes (`\,`, `\2C`) and lower-cases Unicode. Hex
+/// escapes are bytes of UTF-8 (RFC 4514), so `\C3\A9` is `é`; a value whose escaped bytes are
+/// not UTF-8 keeps them as U+FFFD.
 fn normalize_any_dn(dn: &str) -> String {
     let mut out = String::with_capacity(dn.len());
-    let mut value = String::new();
+    // The current type or value as raw bytes, since one character may span several escapes.
+    let mut value: Vec<u8> = Vec::new();
     let mut chars = dn.trim().chars().peekable();
     let mut in_value = false;
-    let flush = |value: &mut String, out: &mut String| {
-        let trimmed = value.trim();
-        for c in trimmed.chars() {
+    let flush = |value: &mut Vec<u8>, out: &mut String| {
+        let decoded = String::from_utf8_lossy(value);
+        for c in decoded.trim().chars() {
             if needs_escape(c) {
                 out.push('\\');
             }
             out.extend(c.to_lowercase());
         }
         value.clear();
+    };
+    let push = |value: &mut Vec<u8>, c: char| {
+        value.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
     };
     while let Some(c) = chars.next() {
         match c {
@@ -93,14 +99,13 @@ fn normalize_any_dn(dn: &str) -> String {
                 if hex.len() == 2 && hex.chars().all(|h| h.is_ascii_hexdigit()) {
                     chars.next();
                     chars.next();
-                    let byte = u8::from_str_radix(&hex, 16).unwrap_or(b'?');
-                    value.push(byte as char);
+                    value.push(u8::from_str_radix(&hex, 16).unwrap_or(b'?'));
                 } else if let Some(escaped) = chars.next() {
-                    value.push(escaped);
+                    push(&mut value, escaped);
                 }
             }
             '=' if !in_value => {
-                out.push_str(value.trim());
+                out.push_str(String::from_utf8_lossy(&value).trim());
                 out.make_ascii_lowercase();
                 out.push('=');
                 value.clear();
@@ -111,13 +116,13 @@ fn normalize_any_dn(dn: &str) -> String {
                 out.push(c);
                 in_value = false;
             }
-            _ => value.push(c),
+            _ => push(&mut value, c),
         }
     }
     if in_value {
         flush(&mut value, &mut out);
     } else {
-        out.push_str(&value.trim().to_lowercase());
+        out.push_str(&String::from_utf8_lossy(&value).trim().to_lowercase());
     }
     out
 }
@@ -137,6 +142,18 @@ mod tests {
             normalize_dn("CN=smith\\2c bob,DC=X")
         );
         assert_ne!(normalize_dn("cn=a,dc=x"), normalize_dn("cn=b,dc=x"));
+    }
+
+    /// RFC 4514: a hex escape is one byte of the value's UTF-8, so `\C3\A9` is `é`.
+    #[test]
+    fn hex_escapes_decode_as_utf8() {
+        assert_eq!(
+            normalize_dn("cn=Ren\\C3\\A9,ou=People,dc=x"),
+            normalize_dn("cn=René,ou=People,dc=x")
+        );
+        assert_eq!(normalize_dn("CN=RENÉ\\2C Jr,DC=X"), "cn=rené\\, jr,dc=x");
+        // Bytes that are not UTF-8 do not vanish or merge with their neighbours.
+        assert_eq!(normalize_dn("cn=a\\FFb,dc=x"), "cn=a\u{fffd}b,dc=x");
     }
 
     /// The ASCII shortcut must agree with the general normaliser on every plain DN, odd ones
