@@ -158,6 +158,9 @@ impl Context {
             "test: read the directory in {read_time:?}, planned in {:?}",
             started.elapsed() - read_time
         );
+        // What `sync` would stop on, said the same way.
+        let failure = (!plan.conflicts.is_empty())
+            .then(|| RunError::DuplicateEmails(plan.conflicts.clone()).to_string());
         Ok(TestReport {
             schema_version: SCHEMA_VERSION,
             users: plan.users,
@@ -166,6 +169,7 @@ impl Context {
             diff: plan.diff,
             refusal: plan.refusal,
             warnings: plan.warnings,
+            failure,
         })
     }
 
@@ -209,11 +213,15 @@ impl Context {
         let started = now();
         let key = api_key(&self.secrets)?.ok_or(RunError::NotLoggedIn)?;
         let fingerprint = self.fingerprint();
-        let times = SyncTimes {
+        let mut times = SyncTimes {
             users: self.config.sync.users.then(|| rfc3339(started)),
             groups: self.config.sync.groups.then(|| rfc3339(started)),
+            reconciled: None,
         };
-        let read = self.read(started, &fingerprint, progress).await?;
+        let reconcile = self.reconcile_due(started)?;
+        let read = self
+            .read(started, &fingerprint, reconcile, progress)
+            .await?;
 
         // Nothing changed since the last recorded sync: the organization already matches.
         if let Read::Unchanged { info } = &read {
@@ -231,6 +239,7 @@ impl Context {
                 warnings: Vec::new(),
                 started_at: rfc3339(started),
                 read: read.report(),
+                sent_because: None,
             });
         }
         let plan = self.plan(self.snapshot(read.entries()), read.warnings())?;
@@ -249,6 +258,7 @@ impl Context {
             warnings: plan.warnings.clone(),
             started_at: rfc3339(started),
             read: read.report(),
+            sent_because: None,
         };
 
         if let Some(refusal) = refused(&plan.refusal, options) {
@@ -264,16 +274,30 @@ impl Context {
         let copy = read.copy_update(report.users_read, report.groups_read);
         let client = OrgClient::new(&self.config.server, &self.state.device_id()?)?;
         let hash = plan.request_hash(&client.urls().api, key.organization_id());
-        let requests = match &read {
-            Read::Changes { .. } => plan.change_requests(),
-            _ => plan.requests(),
+        let full = !matches!(read, Read::Changes { .. });
+        let requests = match full {
+            true => plan.requests(),
+            false => plan.change_requests(),
         };
-        let unchanged = self.state.last_hash()?.as_deref() == Some(hash.as_str())
-            && !plan.has_missing_removals();
-        if unchanged || requests.is_empty() {
+        let last_hash = self.state.last_hash()?;
+        let reason = match () {
+            _ if requests.is_empty() => None,
+            _ if reconcile && full => Some(SendReason::Reconcile),
+            _ if last_hash.is_none() => Some(SendReason::NothingRecorded),
+            _ if last_hash.as_deref() != Some(hash.as_str()) => Some(SendReason::RequestChanged),
+            _ if plan.has_state_changes() => Some(SendReason::RequestChanged),
+            _ => None,
+        };
+        let Some(reason) = reason else {
             self.state.record_unchanged(&times, copy)?;
             report.outcome = SyncOutcome::Unchanged;
             return Ok(report);
+        };
+        if report.diff.is_empty() {
+            report.sent_because = Some(reason.describe().to_string());
+        }
+        if full {
+            times.reconciled = Some(rfc3339(started));
         }
 
         let mut token = self.token(&client, &key, false).await?;
@@ -306,32 +330,40 @@ impl Context {
         Ok(report)
     }
 
+    /// Whether this sync must reconcile: read in full and send the organization everything it
+    /// must hold, even when the directory did not change, so that what was changed by hand in
+    /// the organization (a member removed, a group edited) is repaired. Due every
+    /// `sync.full_read_hours` (0: every sync), and when no sync has reconciled yet.
+    fn reconcile_due(&self, started: DateTime<Utc>) -> Result<bool, RunError> {
+        let hours = self.config.sync.full_read_hours;
+        let last = self.state.sync_times()?.reconciled;
+        Ok(hours == 0
+            || last
+                .as_deref()
+                .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                .is_none_or(|at| {
+                    started.signed_duration_since(at) >= chrono::Duration::hours(hours.into())
+                }))
+    }
+
     /// Reads the directory for a sync: only the changes when the stored copy can be continued,
     /// everything otherwise (with change tracking, so the next read can be incremental).
     async fn read(
         &self,
         started: DateTime<Utc>,
         fingerprint: &str,
+        reconcile: bool,
         progress: &dyn Progress,
     ) -> Result<Read, RunError> {
         let directory = self.directory()?;
         let info = self.state.copy_info()?;
-        let full_read_due = |info: &CopyInfo| {
-            let hours = self.config.sync.full_read_hours;
-            hours == 0
-                || DateTime::parse_from_rfc3339(&info.full_read_at).map_or(true, |at| {
-                    started.signed_duration_since(at) >= chrono::Duration::hours(hours.into())
-                })
-        };
         let reason = match &info {
             _ if !self.config.ldap.incremental => None,
             None => Some("no directory copy yet (first sync, or the cache was cleared)"),
             Some(info) if info.fingerprint != fingerprint => {
                 Some("the [ldap] or [sync] settings changed since the last read")
             }
-            Some(info) if full_read_due(info) => {
-                Some("the periodic full read is due (sync.full_read_hours)")
-            }
+            Some(_) if reconcile => Some("the periodic full read is due (sync.full_read_hours)"),
             Some(info) => match directory.read_changes(&info.watermark, progress).await? {
                 Some(changes) if changes.is_empty() && self.state.last_hash()?.is_some() => {
                     let mut info = info.clone();
@@ -375,6 +407,33 @@ impl Context {
             warnings: read.warnings,
             info,
         })
+    }
+}
+
+/// Why a sync sends requests (said in the report when no member or group changed).
+#[derive(Clone, Copy, Debug)]
+enum SendReason {
+    /// The periodic reconciliation.
+    Reconcile,
+    /// No sent request is on record: the first sync, or the cache was cleared.
+    NothingRecorded,
+    /// The requests differ from the last ones sent.
+    RequestChanged,
+}
+
+impl SendReason {
+    fn describe(self) -> &'static str {
+        match self {
+            SendReason::Reconcile => {
+                "the periodic reconciliation is due (sync.full_read_hours): the organization was sent everything it must hold, which restores what was changed there by hand"
+            }
+            SendReason::NothingRecorded => {
+                "no sent request was on record (the first sync, or the cache was cleared)"
+            }
+            SendReason::RequestChanged => {
+                "the request differs from the last one sent, though no member or group changed (e.g. deleted directory entries are no longer listed)"
+            }
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use base64::Engine;
 use orgsync_proto::{
-    Diff, GroupChange, GroupEntry, MemberChange, MemberRemoval, Refusal, RemovalReason, SkipReason,
-    SkippedEntry, UserEntry, UsersByState,
+    Diff, EmailChange, EntryKind, GroupChange, GroupEntry, MemberChange, MemberRemoval, Refusal,
+    RemovalReason, SkipReason, SkippedEntry, UserEntry, UsersByState,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 use sha2::{Digest, Sha256};
@@ -18,8 +18,15 @@ use sha2::{Digest, Sha256};
 use crate::directory::{DirectoryGroup, DirectoryUser, Snapshot};
 use crate::org::{ImportGroup, ImportMember, ImportRequest};
 
-/// Bitwarden rejects longer emails.
+/// What the organization server validates in an import (Bitwarden's import model; Vaultwarden
+/// accepts more): an entry that fails any of these would make the server reject the whole
+/// request, so it is skipped and reported instead. Lengths are in characters.
 const MAX_EMAIL_LEN: usize = 256;
+const MAX_EXTERNAL_ID_LEN: usize = 300;
+const MAX_GROUP_NAME_LEN: usize = 100;
+/// The external id given to the old membership of a member whose email changed (see
+/// [`Plan::move_requests`]).
+const MOVED_PREFIX: &str = "orgsync-moved:";
 /// Objects per request in batched ("large import") mode, as Directory Connector does.
 pub const BATCH_SIZE: usize = 2000;
 
@@ -66,6 +73,12 @@ pub struct Plan {
     pub refusal: Option<Refusal>,
     /// Users that share an email with another entry. A sync is refused while there are any.
     pub conflicts: Vec<SkippedEntry>,
+    /// Synced members and groups whose entries were read but skipped: they stay in the
+    /// organization, so the next state keeps them (and removes them when they leave).
+    kept_members: Vec<(String, String)>,
+    kept_groups: Vec<String>,
+    /// externalId → the synced email, for members removed under an email the directory changed.
+    removal_emails: BTreeMap<String, String>,
     options: PlanOptions,
     users_synced: bool,
     groups_synced: bool,
@@ -91,7 +104,12 @@ impl Plan {
         .into_iter()
         .flat_map(|(users, deleted)| {
             users.iter().map(move |u| ImportMember {
-                email: u.email.clone(),
+                // Vaultwarden matches members by email: a removal names the one it holds.
+                email: match deleted {
+                    true => self.removal_emails.get(&u.external_id).unwrap_or(&u.email),
+                    false => &u.email,
+                }
+                .clone(),
                 external_id: u.external_id.clone(),
                 deleted,
             })
@@ -125,17 +143,59 @@ impl Plan {
             .collect()
     }
 
-    /// Whether the requests remove members that vanished from the directory. Those removals are
-    /// not part of the hash (they change state, so they are always sent).
-    pub fn has_missing_removals(&self) -> bool {
-        self.missing_members().next().is_some()
+    /// Whether the requests change the organization beyond what the hash covers: removals of
+    /// members that vanished from the directory, and memberships moved to a changed email. These
+    /// depend on the synced state, so they are always sent.
+    pub fn has_state_changes(&self) -> bool {
+        self.missing_members().next().is_some() || !self.diff.email_changed.is_empty()
     }
 
     /// The requests to send, in order.
     pub fn requests(&self) -> Vec<ImportRequest> {
         let mut members = self.directory_members();
         members.extend(self.missing_members());
-        build_requests(members, self.import_groups(), &self.options)
+        let mut requests = self.move_requests();
+        requests.extend(build_requests(members, self.import_groups(), &self.options));
+        requests
+    }
+
+    /// The request that retires the old membership of every member whose email changed, sent
+    /// before the requests that invite the new email. A request of its own, because Bitwarden
+    /// skips the removal of an externalId the same request also lists as a member.
+    ///
+    /// Each old membership is named twice: by its externalId, which Bitwarden removes, and by
+    /// its email under a retired externalId, which Vaultwarden (matching by email, revoking
+    /// instead of removing, the last listed externalId winning) revokes and detaches from the
+    /// external id, so the person's groups do not keep the old membership. Bitwarden ignores the
+    /// retired id, which matches nobody.
+    fn move_requests(&self) -> Vec<ImportRequest> {
+        let members: Vec<ImportMember> = self
+            .diff
+            .email_changed
+            .iter()
+            .flat_map(|change| {
+                [
+                    ImportMember {
+                        email: change.from.clone(),
+                        external_id: change.external_id.clone(),
+                        deleted: true,
+                    },
+                    ImportMember {
+                        email: change.from.clone(),
+                        external_id: format!("{MOVED_PREFIX}{}", change.from),
+                        deleted: true,
+                    },
+                ]
+            })
+            .collect();
+        if members.is_empty() {
+            return Vec::new();
+        }
+        let options = PlanOptions {
+            overwrite_existing: false,
+            ..self.options.clone()
+        };
+        build_requests(members, Vec::new(), &options)
     }
 
     /// The requests of an incremental sync: only what changed against the synced state, that is
@@ -147,11 +207,21 @@ impl Plan {
         if self.options.overwrite_existing {
             return self.requests();
         }
-        let invited = self.diff.invite.iter().map(|m| ImportMember {
-            email: m.email.clone(),
-            external_id: m.external_id.clone(),
-            deleted: false,
+        let moved = self.diff.email_changed.iter().map(|c| MemberChange {
+            email: c.to.clone(),
+            external_id: c.external_id.clone(),
         });
+        let invited = self
+            .diff
+            .invite
+            .iter()
+            .cloned()
+            .chain(moved)
+            .map(|m| ImportMember {
+                email: m.email,
+                external_id: m.external_id,
+                deleted: false,
+            });
         let removed = self
             .diff
             .remove
@@ -170,12 +240,26 @@ impl Plan {
             .chain(&self.diff.groups_updated)
             .map(|g| g.external_id.as_str())
             .collect();
+        // A moved membership is a new one to the server: every group holding it is sent again.
+        let moved: HashSet<&str> = self
+            .diff
+            .email_changed
+            .iter()
+            .map(|c| c.external_id.as_str())
+            .collect();
         let groups: Vec<ImportGroup> = self
             .import_groups()
             .into_iter()
-            .filter(|g| changed.contains(g.external_id.as_str()))
+            .filter(|g| {
+                changed.contains(g.external_id.as_str())
+                    || g.member_external_ids
+                        .iter()
+                        .any(|id| moved.contains(id.as_str()))
+            })
             .collect();
-        build_requests(members, groups, &self.options)
+        let mut requests = self.move_requests();
+        requests.extend(build_requests(members, groups, &self.options));
+        requests
     }
 
     /// Directory Connector's change-detection hash of the directory-derived requests (without
@@ -208,11 +292,16 @@ impl Plan {
                 .into_iter()
                 .filter(|m| !m.deleted)
                 .map(|m| (m.external_id, m.email))
+                .chain(self.kept_members.iter().cloned())
                 .collect()
         } else {
             previous.members.clone()
         };
         let groups = if self.groups_synced {
+            let kept = self
+                .kept_groups
+                .iter()
+                .filter_map(|id| Some((id.clone(), previous.groups.get(id)?.clone())));
             self.groups
                 .iter()
                 .map(|g| {
@@ -224,6 +313,7 @@ impl Plan {
                         },
                     )
                 })
+                .chain(kept)
                 .collect()
         } else {
             previous.groups.clone()
@@ -262,13 +352,27 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
 
     let users_read = snapshot.users.as_deref().unwrap_or_default();
     // Flattening the groups needs nothing from the users: it runs on a second thread meanwhile.
-    let (flat_groups, (members, mut conflicts)) = std::thread::scope(|scope| {
+    let (flat_groups, (members, mut conflicts, skipped_users)) = std::thread::scope(|scope| {
         let flattening = scope.spawn(|| snapshot.groups.as_deref().map(flatten_groups));
         let users = normalise_users(users_read, state, options, &mut skipped);
         (flattening.join().expect("flattening the groups"), users)
     });
+    let (flat_groups, skipped_groups) = match flat_groups {
+        Some((groups, skipped_groups)) => (Some(groups), skipped_groups),
+        None => (None, Vec::new()),
+    };
+    let kept_members: Vec<(String, String)> = skipped_users
+        .into_iter()
+        .filter_map(|id| Some((id.to_string(), state.members.get(id)?.clone())))
+        .collect();
+    let kept_groups: Vec<String> = skipped_groups
+        .iter()
+        .filter(|(id, _)| state.groups.contains_key(id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    skipped.extend(skipped_groups.into_iter().map(|(_, entry)| entry));
     // The snapshot's users come in no particular order; what is reported by name is sorted.
-    skipped.sort_by(|a, b| (&a.reference, &a.email).cmp(&(&b.reference, &b.email)));
+    skipped.sort_by(|a, b| (a.kind, &a.reference, &a.email).cmp(&(b.kind, &b.reference, &b.email)));
     conflicts.sort_by(|a, b| a.reference.cmp(&b.reference));
     // Sized up front: collecting from a filter would grow (and rehash) the table many times.
     let mut active: FxHashMap<&str, &str> = FxHashMap::default();
@@ -312,8 +416,24 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         ));
     }
 
-    let diff = diff(&members, &missing, &groups, snapshot, state, &active);
+    let diff = diff(
+        &members,
+        &missing,
+        &groups,
+        &kept_groups,
+        snapshot,
+        state,
+        &active,
+    );
     let refusal = guard(snapshot, state, options, &diff);
+    let removal_emails = members
+        .iter()
+        .filter(|m| m.removed)
+        .filter_map(|m| {
+            let synced = state.members.get(&m.user.external_id)?;
+            (synced != m.email).then(|| (m.user.external_id.clone(), synced.clone()))
+        })
+        .collect();
     // Freed before the user lists are built, which is when a large plan's memory peaks.
     drop(active);
     let users = users_by_state(&members);
@@ -326,22 +446,32 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         warnings,
         refusal,
         conflicts,
+        kept_members,
+        kept_groups,
+        removal_emails,
         options: options.clone(),
         users_synced: snapshot.users.is_some(),
         groups_synced: snapshot.groups.is_some(),
     }
 }
 
-/// Applies Directory Connector's email rules: lower-case, drop missing or over-long emails, and
-/// resolve duplicates (identical repeats and tombstones of an active user are dropped; two
-/// different active entries with one email are conflicts). Unlike Directory Connector, every
-/// dropped or conflicting entry is reported by name.
+/// Users that pass normalisation, the conflicting entries, and the external ids of the entries
+/// skipped (conflicts included).
+type Normalised<'a> = (Vec<Member<'a>>, Vec<SkippedEntry>, Vec<&'a str>);
+
+/// Applies Directory Connector's email rules: drop missing or over-long emails, and resolve
+/// duplicates (identical repeats and tombstones of an active user are dropped; two different
+/// active entries with one email are conflicts). Unlike Directory Connector, entries the server
+/// would reject (an invalid email, an over-long external id) are dropped too, so one bad entry
+/// never fails the import for everyone, and every dropped or conflicting entry is reported by
+/// name.
 fn normalise_users<'a>(
     users: &'a [DirectoryUser],
     state: &'a SyncedState,
     options: &PlanOptions,
     skipped: &mut Vec<SkippedEntry>,
-) -> (Vec<Member<'a>>, Vec<SkippedEntry>) {
+) -> Normalised<'a> {
+    let mut skipped_ids: Vec<&'a str> = Vec::new();
     let mut members: Vec<Member<'a>> = Vec::with_capacity(users.len());
     // email → index of the first active member with it
     let mut active_by_email: FxHashMap<&str, usize> = FxHashMap::default();
@@ -360,23 +490,25 @@ fn normalise_users<'a>(
             user.deleted
                 .then(|| state.members.get(&user.external_id).map(String::as_str))?
         });
-        let Some(email) = email else {
+        let problem = match email {
+            None => Some(SkipReason::NoEmail),
+            Some(email) if longer_than(email, MAX_EMAIL_LEN) => Some(SkipReason::EmailTooLong),
+            Some(email) if !is_valid_email(email) => Some(SkipReason::InvalidEmail),
+            Some(_) if longer_than(&user.external_id, MAX_EXTERNAL_ID_LEN) => {
+                Some(SkipReason::ExternalIdTooLong)
+            }
+            Some(_) => None,
+        };
+        let (Some(email), None) = (email, problem) else {
             skipped.push(SkippedEntry {
+                kind: EntryKind::User,
                 reference: user.reference.clone(),
-                email: None,
-                reason: SkipReason::NoEmail,
+                email: email.map(str::to_string),
+                reason: problem.unwrap_or(SkipReason::NoEmail),
             });
+            skipped_ids.push(&user.external_id);
             continue;
         };
-        // Characters, not bytes; a string of no more bytes than that has no more characters.
-        if email.len() > MAX_EMAIL_LEN && email.chars().count() > MAX_EMAIL_LEN {
-            skipped.push(SkippedEntry {
-                reference: user.reference.clone(),
-                email: Some(email.to_string()),
-                reason: SkipReason::EmailTooLong,
-            });
-            continue;
-        }
         if user.deleted {
             if active_by_email.contains_key(email) {
                 continue; // the tombstone of someone who is active again
@@ -403,7 +535,9 @@ fn normalise_users<'a>(
             if let Some(email) = &user.email
                 && conflicting.contains(email.as_str())
             {
+                skipped_ids.push(&user.external_id);
                 conflicts.push(SkippedEntry {
+                    kind: EntryKind::User,
                     reference: user.reference.clone(),
                     email: Some(email.clone()),
                     reason: SkipReason::DuplicateEmail,
@@ -416,17 +550,62 @@ fn normalise_users<'a>(
     members.sort_by(|a, b| {
         (a.email, a.user.external_id.as_str()).cmp(&(b.email, b.user.external_id.as_str()))
     });
-    (members, conflicts)
+    (members, conflicts, skipped_ids)
+}
+
+/// Whether `text` has more than `max` characters; a string of no more bytes has no more.
+fn longer_than(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().count() > max
+}
+
+/// An address both organization servers accept and mail can reach: one `@` with a name before
+/// it and a domain after it (no empty labels), and no spaces or control characters anywhere.
+/// Bitwarden's own check is looser (one `@`, not first or last), but an address with a space
+/// or an empty domain label is a typo in the directory, not someone to invite.
+pub fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// Why the server would reject a group, if it would.
+fn group_problem(group: &DirectoryGroup) -> Option<SkipReason> {
+    if group.name.trim().is_empty() {
+        Some(SkipReason::NoGroupName)
+    } else if longer_than(&group.name, MAX_GROUP_NAME_LEN) {
+        Some(SkipReason::GroupNameTooLong)
+    } else if longer_than(&group.external_id, MAX_EXTERNAL_ID_LEN) {
+        Some(SkipReason::ExternalIdTooLong)
+    } else {
+        None
+    }
 }
 
 /// Each group's members become its direct users plus the direct users of every group reachable
 /// through nesting. Cycles are safe (visited set); cost is the size of the output, never
-/// users × groups.
-fn flatten_groups(groups: &[DirectoryGroup]) -> Vec<GroupEntry> {
+/// users × groups. A group the server would reject is skipped (with its external id), but its
+/// members still reach the groups it is nested in.
+fn flatten_groups(groups: &[DirectoryGroup]) -> (Vec<GroupEntry>, Vec<(String, SkippedEntry)>) {
     let mut out = Vec::with_capacity(groups.len());
+    let mut skipped = Vec::new();
     let mut visited = vec![false; groups.len()];
     let mut reached = Vec::new();
     for (index, group) in groups.iter().enumerate() {
+        if let Some(reason) = group_problem(group) {
+            let entry = SkippedEntry {
+                kind: EntryKind::Group,
+                reference: group.reference.clone(),
+                email: None,
+                reason,
+            };
+            skipped.push((group.external_id.clone(), entry));
+            continue;
+        }
         reached.clear();
         let mut stack = vec![index];
         visited[index] = true;
@@ -454,13 +633,14 @@ fn flatten_groups(groups: &[DirectoryGroup]) -> Vec<GroupEntry> {
         });
     }
     out.sort_by(|a, b| (&a.name, &a.external_id).cmp(&(&b.name, &b.external_id)));
-    out
+    (out, skipped)
 }
 
 fn diff(
     members: &[Member<'_>],
     missing: &[(&String, &String)],
     groups: &[GroupEntry],
+    kept_groups: &[String],
     snapshot: &Snapshot,
     state: &SyncedState,
     active: &FxHashMap<&str, &str>,
@@ -471,22 +651,30 @@ fn diff(
         diff.invite
             .reserve(members.len().saturating_sub(state.members.len()));
         for m in members {
-            let known = state.members.contains_key(&m.user.external_id);
-            if !m.removed && !known {
-                diff.invite.push(MemberChange {
+            let synced = state.members.get(&m.user.external_id);
+            match (m.removed, synced) {
+                (false, None) => diff.invite.push(MemberChange {
                     email: m.email.to_string(),
                     external_id: m.user.external_id.clone(),
-                });
-            } else if m.removed && known {
-                diff.remove.push(MemberRemoval {
-                    email: m.email.to_string(),
+                }),
+                (false, Some(synced)) if synced != m.email => {
+                    diff.email_changed.push(EmailChange {
+                        external_id: m.user.external_id.clone(),
+                        from: synced.clone(),
+                        to: m.email.to_string(),
+                    });
+                }
+                (true, Some(synced)) => diff.remove.push(MemberRemoval {
+                    // The email the organization holds the member under.
+                    email: synced.clone(),
                     external_id: m.user.external_id.clone(),
                     reason: if m.user.deleted {
                         RemovalReason::Deleted
                     } else {
                         RemovalReason::Disabled
                     },
-                });
+                }),
+                _ => {}
             }
         }
         for (id, email) in missing {
@@ -497,6 +685,7 @@ fn diff(
             });
         }
         diff.remove.sort_by(|a, b| a.email.cmp(&b.email));
+        diff.email_changed.sort_by(|a, b| a.from.cmp(&b.from));
     }
 
     if snapshot.groups.is_some() {
@@ -512,7 +701,8 @@ fn diff(
             list.sort();
             list
         };
-        let mut seen = FxHashSet::default();
+        // A skipped group is still in the directory: not gone, just not sent.
+        let mut seen: FxHashSet<&str> = kept_groups.iter().map(String::as_str).collect();
         for group in groups {
             seen.insert(group.external_id.as_str());
             match state.groups.get(&group.external_id) {

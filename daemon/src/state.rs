@@ -42,6 +42,8 @@ const KEY_REFUSAL: &str = "last_refusal";
 const KEY_ORGANIZATION: &str = "organization_id";
 const KEY_POLLING: &str = "polling";
 const KEY_COPY: &str = "directory_copy";
+/// When a sync last sent the organization everything it must hold (RFC 3339).
+const KEY_RECONCILED: &str = "last_reconciled";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -80,6 +82,8 @@ pub struct RecordedRefusal {
 pub struct SyncTimes {
     pub users: Option<String>,
     pub groups: Option<String>,
+    /// Set when this sync sent the full requests, which reconciles the organization.
+    pub reconciled: Option<String>,
 }
 
 /// What the stored directory copy is: where the next incremental read starts, which settings
@@ -223,6 +227,7 @@ impl State {
         Ok(SyncTimes {
             users: self.meta(KEY_USER_SYNC)?,
             groups: self.meta(KEY_GROUP_SYNC)?,
+            reconciled: self.meta(KEY_RECONCILED)?,
         })
     }
 
@@ -318,6 +323,7 @@ impl State {
             for (key, time) in [
                 (KEY_USER_SYNC, &times.users),
                 (KEY_GROUP_SYNC, &times.groups),
+                (KEY_RECONCILED, &times.reconciled),
             ] {
                 if let Some(time) = time {
                     meta.insert(key, time.as_str()).map_err(|e| self.error(e))?;
@@ -370,7 +376,13 @@ impl State {
         };
         self.write_copy(txn, no_copy)?;
         let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
-        for key in [KEY_HASH, KEY_USER_SYNC, KEY_GROUP_SYNC, KEY_REFUSAL] {
+        for key in [
+            KEY_HASH,
+            KEY_USER_SYNC,
+            KEY_GROUP_SYNC,
+            KEY_REFUSAL,
+            KEY_RECONCILED,
+        ] {
             meta.remove(key).map_err(|e| self.error(e))?;
         }
         Ok(())
@@ -642,6 +654,7 @@ mod tests {
         let times = SyncTimes {
             users: Some("2026-01-01T00:00:00Z".into()),
             groups: None,
+            reconciled: Some("2026-01-01T00:00:00Z".into()),
         };
         let (entries, info) = copy();
         {

@@ -22,6 +22,10 @@ pub struct TestReport {
     pub refusal: Option<Refusal>,
     /// Non-fatal observations (e.g. group members outside the user search scope).
     pub warnings: Vec<String>,
+    /// Why a sync of this directory would fail (e.g. two entries share an email), if it would.
+    /// `orgsync test` exits 1 when this or `refusal` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -67,10 +71,23 @@ pub struct GroupEntry {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedEntry {
+    /// Whether the entry is a user or a group.
+    #[serde(default)]
+    pub kind: EntryKind,
+    /// Where the entry lives in the directory (an LDAP DN).
     pub reference: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     pub reason: SkipReason,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum EntryKind {
+    #[default]
+    User,
+    Group,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +100,14 @@ pub enum SkipReason {
     EmailTooLong,
     /// Another directory entry has the same email; the sync is refused until it is resolved.
     DuplicateEmail,
+    /// The email is not an address the organization server accepts.
+    InvalidEmail,
+    /// The external id is longer than the 300 characters the server accepts.
+    ExternalIdTooLong,
+    /// The group has no name.
+    NoGroupName,
+    /// The group name is longer than the 100 characters the server accepts.
+    GroupNameTooLong,
 }
 
 impl SkipReason {
@@ -91,6 +116,16 @@ impl SkipReason {
             SkipReason::NoEmail => "no email address",
             SkipReason::EmailTooLong => "email longer than 256 characters",
             SkipReason::DuplicateEmail => "email shared with another directory entry",
+            SkipReason::InvalidEmail => {
+                "not a valid email address (one @ with a name before it and a domain after it, no spaces); fix it in the directory"
+            }
+            SkipReason::ExternalIdTooLong => {
+                "external id longer than the 300 characters the server accepts (a DN this deep needs another sync.*_id_attribute such as entryUUID)"
+            }
+            SkipReason::NoGroupName => "group without a name",
+            SkipReason::GroupNameTooLong => {
+                "group name longer than the 100 characters the server accepts; shorten it in the directory"
+            }
         }
     }
 }
@@ -109,12 +144,17 @@ pub struct Diff {
     /// Groups orgsync synced before that are no longer in the directory. The import API never
     /// deletes groups, so they stay in the organization (shown so an admin can delete them).
     pub groups_gone: Vec<GroupChange>,
+    /// Members whose email changed in the directory: the membership under the old email is
+    /// removed and the new email invited, under the same external id.
+    #[serde(default)]
+    pub email_changed: Vec<EmailChange>,
 }
 
 impl Diff {
     pub fn is_empty(&self) -> bool {
         self.invite.is_empty()
             && self.remove.is_empty()
+            && self.email_changed.is_empty()
             && self.groups_created.is_empty()
             && self.groups_updated.is_empty()
     }
@@ -126,6 +166,17 @@ impl Diff {
 pub struct MemberChange {
     pub email: String,
     pub external_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EmailChange {
+    pub external_id: String,
+    /// The email the organization knows the member by.
+    pub from: String,
+    /// The email the directory has now.
+    pub to: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +262,10 @@ pub struct SyncReport {
     /// How the directory was read.
     #[serde(default)]
     pub read: DirectoryRead,
+    /// Why requests were sent although no member or group changed (e.g. the periodic
+    /// reconciliation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_because: Option<String>,
 }
 
 /// How a sync read the directory.

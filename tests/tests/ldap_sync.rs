@@ -224,7 +224,7 @@ async fn removal_guard_refuses_until_allowed_and_empty_reads_always() {
         );
     }
     slapd.modify_ldif(&deletes);
-    let test = inst.run(&["test", "--json"]).ok().json();
+    let test = inst.run(&["test", "--json"]).expect_code(1).json();
     assert_eq!(test["refusal"]["removals"], 6);
     let refused = inst.run(&["sync"]).expect_code(1);
     assert!(

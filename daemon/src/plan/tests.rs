@@ -1,4 +1,4 @@
-use orgsync_proto::{RemovalReason, SkipReason};
+use orgsync_proto::{EmailChange, EntryKind, RemovalReason, SkipReason};
 
 use super::*;
 
@@ -155,7 +155,7 @@ fn missing_disabled_and_deleted_users_are_removed() {
         .collect();
     assert_eq!(deleted, vec!["u0", "u1", "u18", "u19"]); // directory users, then missing ones
     assert_eq!(plan.next_state(&SyncedState::default()).members.len(), 16);
-    assert!(plan.has_missing_removals());
+    assert!(plan.has_state_changes());
 }
 
 #[test]
@@ -324,7 +324,7 @@ fn hash_ignores_directory_order_and_missing_removals() {
 
     // After u5 is removed (and dropped from the state) the payload is the same as before.
     let with_missing = plan(&snapshot(users(5), vec![]), &synced(6), &options());
-    assert!(with_missing.has_missing_removals());
+    assert!(with_missing.has_state_changes());
     assert_eq!(
         with_missing.request_hash("api", "org"),
         forward.request_hash("api", "org")
@@ -408,4 +408,214 @@ fn request_hash_matches_directory_connectors_formula() {
         format!("https://api.exampleorg{json}").as_bytes(),
     ));
     assert_eq!(plan.request_hash("https://api.example", "org"), expected);
+}
+
+#[test]
+fn entries_the_server_would_reject_are_skipped_and_the_rest_is_sent() {
+    let long_id = format!("uid={},dc=x", "a".repeat(300));
+    let mut deep = user("ok", Some("deep@x.com"));
+    deep.external_id = long_id.clone();
+    let dir = vec![
+        user("bad", Some("not an email")),
+        deep,
+        user("u1", Some("1@x.com")),
+    ];
+    let mut long_name = group("long", &["u1"], &[]);
+    long_name.name = "N".repeat(101);
+    let mut unnamed = group("unnamed", &["u1"], &[]);
+    unnamed.name = " ".into();
+    // The skipped group's members still reach the group it is nested in.
+    let groups = vec![
+        long_name,
+        group("parent", &[], &[0]),
+        unnamed,
+        group("ok", &["bad", "u1"], &[]),
+    ];
+    let plan = plan(&snapshot(dir, groups), &SyncedState::default(), &options());
+    let skipped: Vec<(EntryKind, &str, SkipReason)> = plan
+        .skipped
+        .iter()
+        .map(|s| (s.kind, s.reference.as_str(), s.reason))
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            (
+                EntryKind::User,
+                "uid=bad,ou=people,dc=x",
+                SkipReason::InvalidEmail
+            ),
+            (
+                EntryKind::User,
+                "uid=ok,ou=people,dc=x",
+                SkipReason::ExternalIdTooLong
+            ),
+            (
+                EntryKind::Group,
+                "cn=long,ou=groups,dc=x",
+                SkipReason::GroupNameTooLong
+            ),
+            (
+                EntryKind::Group,
+                "cn=unnamed,ou=groups,dc=x",
+                SkipReason::NoGroupName
+            ),
+        ]
+    );
+    let requests = plan.requests();
+    let members: Vec<&str> = requests[0]
+        .members
+        .iter()
+        .map(|m| m.email.as_str())
+        .collect();
+    assert_eq!(members, vec!["1@x.com"]);
+    let groups: Vec<(&str, &[String])> = requests[0]
+        .groups
+        .iter()
+        .map(|g| (g.external_id.as_str(), g.member_external_ids.as_slice()))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("ok", &["u1".to_string()][..]),
+            ("parent", &["u1".to_string()][..])
+        ]
+    );
+    assert_eq!(plan.diff.invite.len(), 1);
+}
+
+#[test]
+fn a_synced_member_whose_entry_turns_invalid_is_kept_not_forgotten() {
+    let mut state = synced(3);
+    state.groups.insert(
+        "g".into(),
+        SyncedGroup {
+            name: "G".into(),
+            members: vec!["u0".into()],
+        },
+    );
+    let mut dir = users(3);
+    dir[0].email = Some("broken@".into());
+    let mut bad_group = group("g", &["u0"], &[]);
+    bad_group.name = "x".repeat(120);
+    let plan = plan(&snapshot(dir, vec![bad_group]), &state, &options());
+    assert!(plan.diff.remove.is_empty(), "{:?}", plan.diff.remove);
+    assert!(plan.diff.groups_gone.is_empty());
+    let next = plan.next_state(&state);
+    assert_eq!(next.members.get("u0").map(String::as_str), Some("u0@x.com"));
+    assert_eq!(next.groups.get("g"), state.groups.get("g"));
+    // Once it leaves the directory, it is removed like anyone else.
+    let plan = super::plan(&snapshot(users(3)[1..].to_vec(), vec![]), &next, &options());
+    assert_eq!(plan.diff.remove[0].external_id, "u0");
+}
+
+#[test]
+fn email_syntax_is_checked_as_the_servers_and_mail_need() {
+    for good in [
+        "a@x.com",
+        "first.last+tag@sub.example.org",
+        "a@localhost",
+        "ü@bücher.de",
+    ] {
+        assert!(is_valid_email(good), "{good}");
+    }
+    for bad in [
+        "not an email",
+        "a b@x.com",
+        "@x.com",
+        "a@",
+        "a@@x.com",
+        "a@b@x.com",
+        "a@x..com",
+        "a@.x.com",
+        "a@x.com.",
+        "a\n@x.com",
+        "",
+    ] {
+        assert!(!is_valid_email(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn an_email_change_retires_the_old_membership_before_inviting_the_new_one() {
+    let mut state = synced(2);
+    state.groups.insert(
+        "g".into(),
+        SyncedGroup {
+            name: "G".into(),
+            members: vec!["u0".into(), "u1".into()],
+        },
+    );
+    state.groups.insert(
+        "h".into(),
+        SyncedGroup {
+            name: "H".into(),
+            members: vec!["u1".into()],
+        },
+    );
+    let mut dir = users(2);
+    dir[0].email = Some("new0@x.com".into());
+    let groups = vec![group("g", &["u0", "u1"], &[]), group("h", &["u1"], &[])];
+    let plan = plan(&snapshot(dir, groups), &state, &options());
+    assert_eq!(
+        plan.diff.email_changed,
+        vec![EmailChange {
+            external_id: "u0".into(),
+            from: "u0@x.com".into(),
+            to: "new0@x.com".into(),
+        }]
+    );
+    assert!(plan.diff.invite.is_empty() && plan.diff.remove.is_empty());
+    assert!(plan.diff.groups_updated.is_empty(), "same externalIds");
+    assert!(plan.refusal.is_none());
+    assert!(plan.has_state_changes());
+
+    for requests in [plan.requests(), plan.change_requests()] {
+        assert_eq!(requests.len(), 2);
+        let retire: Vec<(&str, &str, bool)> = requests[0]
+            .members
+            .iter()
+            .map(|m| (m.email.as_str(), m.external_id.as_str(), m.deleted))
+            .collect();
+        assert_eq!(
+            retire,
+            vec![
+                ("u0@x.com", "u0", true),
+                ("u0@x.com", "orgsync-moved:u0@x.com", true)
+            ]
+        );
+        assert!(requests[0].groups.is_empty() && !requests[0].overwrite_existing);
+        assert!(
+            requests[1]
+                .members
+                .iter()
+                .any(|m| m.email == "new0@x.com" && m.external_id == "u0" && !m.deleted)
+        );
+        // The group holding the moved member is sent again; the other need not be.
+        assert!(requests[1].groups.iter().any(|g| g.external_id == "g"));
+    }
+    let incremental = plan.change_requests();
+    assert!(!incremental[1].groups.iter().any(|g| g.external_id == "h"));
+    let next = plan.next_state(&state);
+    assert_eq!(next.members["u0"], "new0@x.com");
+}
+
+#[test]
+fn a_removal_names_the_email_the_organization_holds() {
+    let mut dir = users(20);
+    dir[0].email = Some("renamed@x.com".into());
+    dir[0].disabled = true;
+    let options = PlanOptions {
+        remove_disabled: true,
+        ..options()
+    };
+    let plan = plan(&snapshot(dir, vec![]), &synced(20), &options);
+    assert!(plan.diff.email_changed.is_empty());
+    assert_eq!(plan.diff.remove[0].email, "u0@x.com");
+    let requests = plan.requests();
+    let removal = requests[0].members.iter().find(|m| m.deleted).unwrap();
+    assert_eq!(
+        (removal.email.as_str(), removal.external_id.as_str()),
+        ("u0@x.com", "u0")
+    );
 }

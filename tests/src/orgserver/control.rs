@@ -11,6 +11,8 @@
 //! - `POST /_test/expire-tokens`.
 //! - `POST /_test/members` `{email, external_id?, type?, status?}` (default `user`,
 //!   `confirmed`): seeds a member as if added by hand.
+//! - `POST /_test/members/remove` `{email}`: removes a member as if by hand in the Admin
+//!   Console (404 when there is none).
 //!
 //! Each answers 204 on success (the GETs 200), and 400 `{"message": ...}` for a bad body.
 
@@ -41,7 +43,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/requests", get(requests))
         .route("/fail-next", post(fail_next))
         .route("/expire-tokens", post(expire_tokens))
-        .route("/members", post(add_member));
+        .route("/members", post(add_member))
+        .route("/members/remove", post(remove_member));
     Router::new()
         .route("/identity/connect/token", post(identity::token))
         .route("/api/public/organization/import", post(api::import))
@@ -232,4 +235,28 @@ async fn add_member(
         member.status.unwrap_or(MemberStatus::Confirmed),
     );
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct RemovedMember {
+    email: String,
+}
+
+async fn remove_member(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<RemovedMember>, JsonRejection>,
+) -> Response {
+    let Json(member) = match body {
+        Ok(member) => member,
+        Err(rejection) => return bad_body(rejection),
+    };
+    if shared.lock().org.remove_member_by_email(&member.email) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": format!("no member with email {}", member.email)})),
+        )
+            .into_response()
+    }
 }

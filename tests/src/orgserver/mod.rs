@@ -300,6 +300,12 @@ impl OrgServer {
             .seed_member(email, external_id, kind, status);
     }
 
+    /// Removes the member with this email as an admin would by hand in the Admin Console
+    /// (the membership and its group links go); returns whether there was one.
+    pub fn remove_member(&self, email: &str) -> bool {
+        self.shared.lock().org.remove_member_by_email(email)
+    }
+
     /// Emails of the directory-managed members (with an externalId) that are not revoked: what a
     /// sync should have made equal to the directory.
     pub fn managed_emails(&self) -> BTreeSet<String> {

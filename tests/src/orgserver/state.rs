@@ -355,6 +355,17 @@ impl Org {
         }
     }
 
+    /// Removes a member by hand (lower-cased email); returns whether there was one.
+    pub fn remove_member_by_email(&mut self, email: &str) -> bool {
+        match self.member_by_email(&email.trim().to_lowercase()) {
+            Some(id) => {
+                self.remove_member(id);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn confirmed_owner_count(&self) -> usize {
         self.members
             .iter()

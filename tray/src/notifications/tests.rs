@@ -180,6 +180,7 @@ fn test_now_summarises_what_a_sync_would_do() {
         ..Diff::default()
     };
     report.skipped = vec![SkippedEntry {
+        kind: Default::default(),
         reference: "uid=erin".into(),
         email: None,
         reason: SkipReason::NoEmail,

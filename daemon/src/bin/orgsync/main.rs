@@ -181,9 +181,15 @@ async fn run(args: Args) -> Result<(), Failure> {
             } else {
                 print!("{}", render::test_report(&report, list));
             }
+            let would_stop = report.failure.is_some() || report.refusal.is_some();
             // The process ends right after: freeing a large report entry by entry only costs time.
             std::mem::forget(report);
-            Ok(())
+            match would_stop {
+                true => Err(Failure::Run(
+                    "the sync this test previews would fail or be refused (see above)".into(),
+                )),
+                false => Ok(()),
+            }
         }
         Command::Sync {
             json,

@@ -7,8 +7,8 @@ use orgsync::config::Config;
 use orgsync::secrets::{SecretKey, Secrets};
 use orgsync_proto::api::{DaemonStatus, RunRecord};
 use orgsync_proto::{
-    Diff, DirectoryRead, InstallationStatus, ReadMode, SyncOutcome, SyncReport, TestReport,
-    UserEntry,
+    Diff, DirectoryRead, EntryKind, InstallationStatus, ReadMode, SyncOutcome, SyncReport,
+    TestReport, UserEntry,
 };
 
 /// How many names to print per list before "and N more".
@@ -17,15 +17,26 @@ const SHOWN: usize = 20;
 pub fn test_report(report: &TestReport, list: bool) -> String {
     let mut out = String::new();
     let users = &report.users;
+    let skipped_groups = report
+        .skipped
+        .iter()
+        .filter(|s| s.kind == EntryKind::Group)
+        .count();
+    let skipped_users = report.skipped.len() - skipped_groups;
     let _ = writeln!(
         out,
-        "Directory: read {} user(s) ({} enabled, {} disabled, {} deleted, {} skipped) and {} group(s)",
-        users.len() + report.skipped.len(),
+        "Directory: read {} user(s) ({} enabled, {} disabled, {} deleted, {} skipped) and {} group(s){}",
+        users.len() + skipped_users,
         users.enabled.len(),
         users.disabled.len(),
         users.deleted.len(),
-        report.skipped.len(),
-        report.groups.len(),
+        skipped_users,
+        report.groups.len() + skipped_groups,
+        if skipped_groups > 0 {
+            format!(" ({skipped_groups} skipped)")
+        } else {
+            String::new()
+        },
     );
     if list {
         for (title, entries) in [
@@ -61,6 +72,9 @@ pub fn test_report(report: &TestReport, list: bool) -> String {
     if let Some(refusal) = &report.refusal {
         let _ = writeln!(out, "\nA sync would be REFUSED: {}", refusal.message);
     }
+    if let Some(failure) = &report.failure {
+        let _ = writeln!(out, "\nA sync would FAIL: {failure}");
+    }
     out
 }
 
@@ -76,7 +90,11 @@ pub fn sync_report(report: &SyncReport) -> String {
             if report.diff.is_empty() {
                 let _ = writeln!(
                     out,
-                    "No member or group changed (the request was re-sent after a cache clear or config change)."
+                    "No member or group changed; sent because {}.",
+                    report
+                        .sent_because
+                        .as_deref()
+                        .unwrap_or("the request differs from the last one sent")
                 );
             } else {
                 diff(&mut out, &report.diff);
@@ -158,6 +176,15 @@ fn diff(out: &mut String, diff: &Diff) {
             diff.invite.len(),
             names(diff.invite.iter().map(|m| m.email.as_str()))
         );
+    }
+    if !diff.email_changed.is_empty() {
+        let _ = writeln!(out, "  email changed {}:", diff.email_changed.len());
+        for change in diff.email_changed.iter().take(SHOWN) {
+            let _ = writeln!(out, "    {} → {}", change.from, change.to);
+        }
+        if diff.email_changed.len() > SHOWN {
+            let _ = writeln!(out, "    and {} more", diff.email_changed.len() - SHOWN);
+        }
     }
     if !diff.remove.is_empty() {
         let _ = writeln!(out, "  remove {}:", diff.remove.len());
