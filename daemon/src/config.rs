@@ -294,11 +294,13 @@ pub struct SyncConfig {
     /// Appended to the prefix, e.g. `@example.com` (must start with `@`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_suffix: Option<String>,
-    /// Kept for parity with Directory Connector, which stores but never uses it.
+    /// Does nothing: accepted so Directory Connector settings carry over (it stores but never
+    /// uses it). orgsync warns on every run while it is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_date_attribute: Option<String>,
-    /// Kept for parity with Directory Connector, which filters on it (`modifyTimestamp`, AD
-    /// `whenChanged`). orgsync tracks changes with `ldap.incremental` instead.
+    /// Does nothing: accepted so Directory Connector settings carry over (it filters on it,
+    /// e.g. `modifyTimestamp` or AD `whenChanged`). orgsync tracks changes with
+    /// `ldap.incremental` instead, and warns on every run while this is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_date_attribute: Option<String>,
     /// With incremental reads, read the whole directory again after this many hours, so the
@@ -476,6 +478,8 @@ pub struct ResolvedConfig {
     pub sync: SyncConfig,
     pub safety: SafetyConfig,
     pub secrets: SecretsConfig,
+    /// Settings that are accepted but change nothing, said in every run's report.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -578,7 +582,27 @@ impl Config {
             sync: self.sync.clone(),
             safety: self.safety.clone(),
             secrets: self.secrets.clone(),
+            warnings: self.sync.inert_keys(),
         })
+    }
+}
+
+impl SyncConfig {
+    /// Directory Connector's keys that orgsync accepts but does not use, when they are set,
+    /// each with what orgsync does instead: an admin who sets one must not believe it matters.
+    pub fn inert_keys(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(value) = &self.revision_date_attribute {
+            warnings.push(format!(
+                "sync.revision_date_attribute = {value:?} does nothing in orgsync: changes are tracked with ldap.incremental (content sync, uSNChanged or modifyTimestamp) and sync.full_read_hours; remove it with `orgsync config unset sync.revision_date_attribute`"
+            ));
+        }
+        if let Some(value) = &self.creation_date_attribute {
+            warnings.push(format!(
+                "sync.creation_date_attribute = {value:?} does nothing (Directory Connector never used it either); remove it with `orgsync config unset sync.creation_date_attribute`"
+            ));
+        }
+        warnings
     }
 }
 

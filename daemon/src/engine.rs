@@ -136,7 +136,8 @@ impl Context {
     }
 
     fn plan(&self, mut snapshot: Snapshot, warnings: Vec<String>) -> Result<Plan, RunError> {
-        snapshot.warnings.splice(0..0, warnings);
+        let config = self.config.warnings.iter().cloned();
+        snapshot.warnings.splice(0..0, config.chain(warnings));
         let synced = self.state.synced()?;
         Ok(plan::plan(&snapshot, &synced, &self.plan_options()))
     }
@@ -236,7 +237,7 @@ impl Context {
                 diff: Default::default(),
                 skipped: Vec::new(),
                 refusal: None,
-                warnings: Vec::new(),
+                warnings: self.config.warnings.clone(),
                 started_at: rfc3339(started),
                 read: read.report(),
                 sent_because: None,

@@ -79,6 +79,10 @@ pub struct Plan {
     kept_groups: Vec<String>,
     /// externalId → the synced email, for members removed under an email the directory changed.
     removal_emails: BTreeMap<String, String>,
+    /// Tombstones removed by the email only the synced state knows: like missing members,
+    /// their removal depends on the state, so it is not part of the hash (once accepted, they
+    /// drop out of the next plan, and the unchanged directory hashes the same again).
+    state_removals: BTreeSet<String>,
     options: PlanOptions,
     users_synced: bool,
     groups_synced: bool,
@@ -147,7 +151,9 @@ impl Plan {
     /// members that vanished from the directory, and memberships moved to a changed email. These
     /// depend on the synced state, so they are always sent.
     pub fn has_state_changes(&self) -> bool {
-        self.missing_members().next().is_some() || !self.diff.email_changed.is_empty()
+        self.missing_members().next().is_some()
+            || !self.diff.email_changed.is_empty()
+            || !self.state_removals.is_empty()
     }
 
     /// The requests to send, in order.
@@ -267,11 +273,9 @@ impl Plan {
     /// where the payload is the request object, or the array when batched. The JSON is streamed
     /// into the hash, never built as one string.
     pub fn request_hash(&self, api_url: &str, organization_id: &str) -> String {
-        let requests = build_requests(
-            self.directory_members(),
-            self.import_groups(),
-            &self.options,
-        );
+        let mut members = self.directory_members();
+        members.retain(|m| !self.state_removals.contains(&m.external_id));
+        let requests = build_requests(members, self.import_groups(), &self.options);
         let mut hasher = HashWriter(Sha256::new());
         hasher.0.update(api_url.as_bytes());
         hasher.0.update(organization_id.as_bytes());
@@ -341,6 +345,8 @@ struct Member<'a> {
     user: &'a DirectoryUser,
     /// The user's email, or for a tombstone the one it was synced with.
     email: &'a str,
+    /// The email came from the synced state, not the directory.
+    email_from_state: bool,
     /// Sent as `deleted: true` (removed or kept out of the organization).
     removed: bool,
 }
@@ -434,6 +440,11 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
             (synced != m.email).then(|| (m.user.external_id.clone(), synced.clone()))
         })
         .collect();
+    let state_removals = members
+        .iter()
+        .filter(|m| m.email_from_state)
+        .map(|m| m.user.external_id.clone())
+        .collect();
     // Freed before the user lists are built, which is when a large plan's memory peaks.
     drop(active);
     let users = users_by_state(&members);
@@ -449,6 +460,7 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         kept_members,
         kept_groups,
         removal_emails,
+        state_removals,
         options: options.clone(),
         users_synced: snapshot.users.is_some(),
         groups_synced: snapshot.groups.is_some(),
@@ -525,6 +537,7 @@ fn normalise_users<'a>(
         members.push(Member {
             user,
             email,
+            email_from_state: user.email.is_none(),
             removed,
         });
     }

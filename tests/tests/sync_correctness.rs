@@ -307,3 +307,101 @@ async fn a_dry_run_says_when_the_sync_would_fail_and_exits_1() {
     let report = inst.run(&["test", "--json"]).ok().json();
     assert!(report.get("failure").is_none(), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_kept_for_directory_connector_say_they_do_nothing() {
+    let slapd = slapd();
+    seed(&slapd);
+    let server = org(Flavour::BitwardenSelfHosted).await;
+    let inst = installation(&slapd, &server);
+
+    let out = inst
+        .run(&[
+            "config",
+            "set",
+            "sync.revision_date_attribute",
+            "whenChanged",
+        ])
+        .ok();
+    assert!(
+        out.stderr.contains("sync.revision_date_attribute")
+            && out.stderr.contains("does nothing")
+            && out.stderr.contains("ldap.incremental"),
+        "{}",
+        out.stderr
+    );
+    let has_warning = |report: &serde_json::Value| {
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("revision_date_attribute"))
+    };
+    for _ in 0..2 {
+        let test = inst.run(&["test", "--json"]).ok().json();
+        assert!(has_warning(&test), "{test}");
+        // Every run says it while the key is set, unchanged syncs included.
+        let sync = inst.run(&["sync", "--json"]).ok().json();
+        assert!(has_warning(&sync), "{sync}");
+    }
+    assert!(
+        inst.run(&["test"])
+            .ok()
+            .stdout
+            .contains("warning: sync.revision_date_attribute = \"whenChanged\" does nothing")
+    );
+
+    inst.run(&["config", "unset", "sync.revision_date_attribute"])
+        .ok();
+    assert!(!has_warning(&inst.run(&["test", "--json"]).ok().json()));
+}
+
+/// After removals were allowed once, the next sync of the same directory sends nothing, and a
+/// sync that sends with nothing changed says why (never a cache clear that did not happen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_allowed_removals_the_next_sync_is_unchanged() {
+    let slapd = slapd();
+    let l = slapd.ldif();
+    let mut ldif = l.base();
+    for i in 0..10 {
+        ldif += &l.person(
+            &format!("u{i}"),
+            &format!("U{i}"),
+            Some(&format!("u{i}@example.org")),
+        );
+    }
+    slapd.add_ldif(&ldif);
+    let server = org(Flavour::BitwardenSelfHosted).await;
+    let inst = installation(&slapd, &server);
+    inst.set("ldap.incremental", "false");
+    inst.set("sync.groups", "false");
+    inst.run(&["sync"]).ok();
+    let mut deletes = String::new();
+    for i in 0..6 {
+        deletes += &format!(
+            "dn: {}\nchangetype: delete\n\n",
+            l.person_dn(&format!("u{i}"))
+        );
+    }
+    slapd.modify_ldif(&deletes);
+    inst.run(&["sync"]).expect_code(1);
+    inst.run(&["sync", "--allow-removals"]).ok();
+    assert_eq!(server.managed_emails().len(), 4);
+    let imports = server.import_count();
+
+    let next = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(next["outcome"], "unchanged", "{next}");
+    assert_eq!(server.import_count(), imports);
+
+    // A cleared cache does send again, and says so.
+    inst.run(&["clear-cache"]).ok();
+    let out = inst.run(&["sync"]).ok().stdout;
+    assert!(
+        out.contains("No member or group changed; sent because"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the cache was cleared") || out.contains("reconciliation"),
+        "{out}"
+    );
+}

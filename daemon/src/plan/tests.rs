@@ -619,3 +619,28 @@ fn a_removal_names_the_email_the_organization_holds() {
         ("u0@x.com", "u0")
     );
 }
+
+/// An AD tombstone has lost its email; orgsync removes it by the one it synced. Once that
+/// removal is accepted the tombstone is nobody orgsync knows, and the same directory must hash
+/// the same, or every later sync re-sends everything for nothing.
+#[test]
+fn a_removed_tombstone_does_not_change_the_next_hash() {
+    let mut dir = users(20);
+    dir[0].email = None;
+    dir[0].deleted = true;
+    let state = synced(20);
+    let first = plan(&snapshot(dir.clone(), vec![]), &state, &options());
+    assert_eq!(first.diff.remove[0].reason, RemovalReason::Deleted);
+    assert!(first.has_state_changes());
+    assert!(
+        first.requests()[0]
+            .members
+            .iter()
+            .any(|m| m.deleted && m.external_id == "u0")
+    );
+    let next = first.next_state(&state);
+    let second = plan(&snapshot(dir, vec![]), &next, &options());
+    assert!(second.diff.is_empty());
+    assert!(!second.has_state_changes());
+    assert_eq!(second.request_hash("a", "o"), first.request_hash("a", "o"));
+}

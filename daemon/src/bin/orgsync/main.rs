@@ -483,6 +483,14 @@ async fn write_key(
             path.display()
         ),
     }
+    // A key that is accepted but does nothing is said so at once, not only at the next run.
+    if let Ok(config) = Config::load(path) {
+        for warning in config.sync.inert_keys() {
+            if warning.starts_with(key) {
+                eprintln!("warning: {warning}");
+            }
+        }
+    }
     Ok(())
 }
 
