@@ -120,8 +120,9 @@ impl Context {
             ..self.config.sync.clone()
         };
         let text = format!(
-            "{}\n{:?}\n{:?}",
+            "{}\n{}\n{:?}\n{:?}",
             env!("CARGO_PKG_VERSION"),
+            crate::directory::ENTRY_FORMAT,
             self.config.ldap,
             sync
         );

@@ -60,6 +60,13 @@ pub struct SlapdOptions {
     /// With `tls`: demand a client certificate from the test CA on TLS connections
     /// (`TLSVerifyClient demand`), for mutual-TLS tests; see [`Slapd::client_cert`]. Default false.
     pub require_client_cert: bool,
+    /// Load the `memberof` overlay (with `memberof-refint`, so renames and deletes of members
+    /// rewrite the groups that hold them). Default true.
+    pub memberof: bool,
+    /// Load the `refint` overlay for `member` and `uniqueMember`: renames and deletes rewrite
+    /// the groups that name the entry (in a thread of its own, shortly after the change), a
+    /// group's last member becoming `cn=nobody,<suffix>`. Default false.
+    pub refint: bool,
 }
 
 impl Default for SlapdOptions {
@@ -71,6 +78,8 @@ impl Default for SlapdOptions {
             extra_schema: Vec::new(),
             preload_ldif: None,
             require_client_cert: false,
+            memberof: true,
+            refint: false,
         }
     }
 }
@@ -410,6 +419,9 @@ moduleload ppolicy
     if opts.syncprov {
         c += "moduleload syncprov\n";
     }
+    if opts.refint {
+        c += "moduleload refint\n";
+    }
     if let Some((ca, cert)) = tls {
         // Global TLS settings: slapd uses them for LDAPS and for StartTLS on the plain port.
         let _ = write!(
@@ -444,15 +456,24 @@ index modifyTimestamp eq
     if opts.syncprov {
         c += "index entryCSN eq\n";
     }
-    c += r#"
+    if opts.memberof {
+        c += r#"
 overlay memberof
 memberof-group-oc groupOfNames
 memberof-member-ad member
 memberof-memberof-ad memberOf
 memberof-refint TRUE
-
-overlay ppolicy
 "#;
+    }
+    if opts.refint {
+        // A group's last member cannot be removed (groupOfNames requires one): refint puts this
+        // placeholder in instead, as admins configure it.
+        let _ = write!(
+            c,
+            "\noverlay refint\nrefint_attributes member uniqueMember\nrefint_nothing cn=nobody,{suffix}\n"
+        );
+    }
+    c += "\noverlay ppolicy\n";
     if opts.syncprov {
         // The session log lets a refresh name deleted entries instead of listing every
         // unchanged one (the present phase).

@@ -163,3 +163,122 @@ async fn active_directory_paged_reads_get_every_user() {
     assert_eq!(report["diff"]["invite"].as_array().unwrap().len(), 1100);
     assert_eq!(server.managed_emails().len(), 1100);
 }
+
+/// What an admin would check after each kind of change: the incremental sync applied it, and a
+/// full read of the same directory (`orgsync test` always reads in full) finds nothing left to
+/// change.
+#[track_caller]
+fn assert_incremental_sync_matches_a_full_read(inst: &Installation, change: &str) {
+    let report = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(report["read"]["mode"], "incremental", "{change}: {report}");
+    let full = inst.run(&["test", "--json"]).ok().json();
+    let diff = &full["diff"];
+    for part in [
+        "invite",
+        "remove",
+        "groupsCreated",
+        "groupsUpdated",
+        "emailChanged",
+    ] {
+        assert!(
+            diff[part].as_array().unwrap().is_empty(),
+            "after {change}, a full read still finds {part}: {diff}\nthe incremental sync reported: {report}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_directory_incremental_reads_follow_renames_moves_and_recreation() {
+    let dc = SambaDc::start(SambaOptions::default());
+    // People in OU=People and OU=Elsewhere, both under the user path OU=Staff.
+    dc.add_ou("Groups");
+    dc.add_ou("Staff");
+    let staff = format!("OU=Staff,{}", dc.base_dn());
+    let people = format!("OU=People,{staff}");
+    for (ou, dn) in [
+        ("People", &people),
+        ("Elsewhere", &format!("OU=Elsewhere,{staff}")),
+    ] {
+        dc.add_ldif(&format!(
+            "dn: {dn}\nobjectClass: organizationalUnit\nou: {ou}\n\n"
+        ));
+    }
+    for sam in ["alice", "bob", "carol", "dave"] {
+        dc.add_user(sam, sam, Some(&format!("{sam}@test.lan")), Some(&people));
+    }
+    for group in ["Engineering", "Backend", "Sales"] {
+        dc.add_group(group, Some("Groups"));
+    }
+    dc.add_group_members("Backend", &["bob"]);
+    dc.add_group_members("Engineering", &["alice", "Backend"]);
+    dc.add_group_members("Sales", &["carol"]);
+    let server = OrgServer::start(OrgServerOptions::default()).await;
+    let inst = ad_installation(&dc, &server);
+    inst.set("sync.user_path", "OU=Staff");
+    inst.run(&["sync"]).ok();
+    let set = |emails: &[&str]| -> std::collections::BTreeSet<String> {
+        emails.iter().map(|e| e.to_string()).collect()
+    };
+    assert_eq!(
+        server.group_emails("Engineering"),
+        set(&["alice@test.lan", "bob@test.lan"])
+    );
+
+    // A user renamed: AD rewrites the group's member value without touching the group.
+    dc.modify_ldif(&format!(
+        "dn: {}\nchangetype: modrdn\nnewrdn: CN=Alice Liddell\ndeleteoldrdn: 1\n\n",
+        dc.dn_of("alice")
+    ));
+    assert_incremental_sync_matches_a_full_read(&inst, "a user rename");
+    assert!(
+        server
+            .group_emails("Engineering")
+            .contains("alice@test.lan")
+    );
+
+    // A user moved to another OU.
+    dc.modify_ldif(&format!(
+        "dn: {}\nchangetype: modrdn\nnewrdn: CN=bob\ndeleteoldrdn: 1\nnewsuperior: OU=Elsewhere,{staff}\n\n",
+        dc.dn_of("bob"),
+    ));
+    assert_incremental_sync_matches_a_full_read(&inst, "a user move");
+    assert_eq!(
+        server.group_emails("Backend"),
+        set(&["bob@test.lan"]),
+        "bob moved, but is still in Backend"
+    );
+
+    // A nested group renamed: its parent still holds its members.
+    dc.modify_ldif(&format!(
+        "dn: {}\nchangetype: modrdn\nnewrdn: CN=Backend Team\ndeleteoldrdn: 1\n\n",
+        dc.dn_of("Backend")
+    ));
+    assert_incremental_sync_matches_a_full_read(&inst, "a nested group rename");
+    assert_eq!(
+        server.group_emails("Engineering"),
+        set(&["alice@test.lan", "bob@test.lan"])
+    );
+
+    // Membership only.
+    dc.add_group_members("Sales", &["dave"]);
+    assert_incremental_sync_matches_a_full_read(&inst, "a membership change");
+    assert_eq!(
+        server.group_emails("Sales"),
+        set(&["carol@test.lan", "dave@test.lan"])
+    );
+
+    // Carol deleted and someone new created at her DN: the newcomer is in no group.
+    let carol_dn = dc.dn_of("carol");
+    dc.delete_user("carol");
+    dc.add_user("carol", "carol", Some("carol.new@test.lan"), Some(&people));
+    assert_eq!(dc.dn_of("carol"), carol_dn);
+    assert_incremental_sync_matches_a_full_read(&inst, "a delete and re-create at the same DN");
+    assert_eq!(server.group_emails("Sales"), set(&["dave@test.lan"]));
+    assert!(server.managed_emails().contains("carol.new@test.lan"));
+    assert!(!server.managed_emails().contains("carol@test.lan"));
+
+    // A user deleted outright leaves every group.
+    dc.delete_user("dave");
+    assert_incremental_sync_matches_a_full_read(&inst, "a delete");
+    assert!(server.group_emails("Sales").is_empty());
+}

@@ -365,3 +365,147 @@ async fn the_daemon_syncs_a_pushed_change_within_seconds() {
         .unwrap_or_else(|| panic!("no run for the change: {runs:#?}"));
     assert_eq!(run.summary.invited, 1, "{run:#?}");
 }
+
+/// After each kind of change, the incremental sync applied it and a full read of the same
+/// directory (`orgsync test` always reads in full) finds nothing left to change.
+#[track_caller]
+fn assert_matches_a_full_read(inst: &Installation, case: &str, change: &str) {
+    let report = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(
+        report["read"]["mode"], "incremental",
+        "{case}, {change}: {report}"
+    );
+    let full = inst.run(&["test", "--json"]).ok().json();
+    for part in [
+        "invite",
+        "remove",
+        "groupsCreated",
+        "groupsUpdated",
+        "emailChanged",
+    ] {
+        assert!(
+            full["diff"][part].as_array().unwrap().is_empty(),
+            "{case}: after {change}, a full read still finds {part}: {}\nthe incremental sync reported: {report}",
+            full["diff"]
+        );
+    }
+}
+
+/// Renames, moves, deletes, re-creation at the same DN, a nested group's rename and a
+/// membership change, on OpenLDAP with content sync or by modifyTimestamp, and with each way
+/// the server may (or may not) keep group members pointing at renamed and deleted entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_reads_end_where_a_full_read_would_on_openldap() {
+    for (syncprov, memberof, refint) in [
+        (true, true, false),
+        (true, false, false),
+        (true, false, true),
+        (false, true, false),
+        (false, false, false),
+        (false, false, true),
+    ] {
+        let case = format!("syncprov {syncprov}, memberof {memberof}, refint {refint}");
+        let slapd = Slapd::start(SlapdOptions {
+            tls: false,
+            syncprov,
+            memberof,
+            refint,
+            ..SlapdOptions::default()
+        });
+        let l = slapd.ldif();
+        let mut ldif = l.base() + &l.ou("staff");
+        for uid in ["alice", "bob", "carol", "dave"] {
+            ldif += &l.person(
+                uid,
+                &uid.to_uppercase(),
+                Some(&format!("{uid}@example.org")),
+            );
+        }
+        ldif += &l.group_of_names("backend", &[&l.person_dn("bob")]);
+        ldif += &l.group_of_names(
+            "engineering",
+            &[&l.person_dn("alice"), &l.group_dn("backend")],
+        );
+        ldif += &l.group_of_names("sales", &[&l.person_dn("carol")]);
+        slapd.add_ldif(&ldif);
+        let server = OrgServer::start(OrgServerOptions::default()).await;
+        let inst = Installation::new();
+        inst.use_slapd(&slapd);
+        inst.login_to(&server);
+        inst.run(&["sync"]).ok();
+
+        // The refint overlay rewrites groups in a thread of its own after the change is done:
+        // wait until no group names the old DN, as an admin would see it.
+        let settled = |old_dn: &str| {
+            if !refint {
+                return;
+            }
+            let filter = format!("(member={})", testkit::ldif::escape_filter_value(old_dn));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while testkit::ldif::dns(&slapd.search(slapd.suffix(), &filter, &["1.1"]))
+                .iter()
+                .any(|dn| dn.contains("ou=groups"))
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "{case}: refint never rewrote {old_dn}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        let modrdn = |dn: String, rdn: &str, superior: Option<String>| {
+            let mut text =
+                format!("dn: {dn}\nchangetype: modrdn\nnewrdn: {rdn}\ndeleteoldrdn: 1\n");
+            if let Some(superior) = superior {
+                text += &format!("newsuperior: {superior}\n");
+            }
+            slapd.modify_ldif(&(text + "\n"));
+            settled(&dn);
+        };
+        modrdn(l.person_dn("alice"), "uid=alice.liddell", None);
+        assert_matches_a_full_read(&inst, &case, "a user rename");
+        modrdn(
+            l.person_dn("bob"),
+            "uid=bob",
+            Some(format!("ou=staff,{}", slapd.suffix())),
+        );
+        assert_matches_a_full_read(&inst, &case, "a user move");
+        modrdn(l.group_dn("backend"), "cn=backend team", None);
+        assert_matches_a_full_read(&inst, &case, "a nested group rename");
+        slapd.modify_ldif(&format!(
+            "dn: {}\nchangetype: modify\nadd: member\nmember: {}\n-\n\n",
+            l.group_dn("sales"),
+            l.person_dn("dave")
+        ));
+        assert_matches_a_full_read(&inst, &case, "a membership change");
+        slapd.modify_ldif(&format!(
+            "dn: {}\nchangetype: delete\n\n",
+            l.person_dn("carol")
+        ));
+        settled(&l.person_dn("carol"));
+        slapd.add_ldif(&l.person("carol", "CAROL NEW", Some("carol.new@example.org")));
+        assert_matches_a_full_read(&inst, &case, "a delete and re-create at the same DN");
+        slapd.modify_ldif(&format!(
+            "dn: {}\nchangetype: delete\n\n",
+            l.person_dn("dave")
+        ));
+        settled(&l.person_dn("dave"));
+        assert_matches_a_full_read(&inst, &case, "a delete");
+
+        // Where the server keeps member values in step (memberof-refint, refint), the groups
+        // follow every change; without, a renamed member's old DN is nobody, for a full read too.
+        let keeps_links = memberof || refint;
+        let engineering = server.group_emails("engineering");
+        assert_eq!(
+            engineering.contains("alice@example.org"),
+            keeps_links,
+            "{case}: {engineering:?}"
+        );
+        let sales = server.group_emails("sales");
+        assert_eq!(
+            sales.contains("carol.new@example.org"),
+            !keeps_links,
+            "{case}: a stale DN names whoever has it now: {sales:?}"
+        );
+    }
+}

@@ -9,6 +9,10 @@
 
 pub mod ldap;
 
+/// How stored entries are laid out (aliases, member references). A directory copy written in
+/// another format is read again in full rather than continued (2: AD members by objectGUID).
+pub const ENTRY_FORMAT: u32 = 2;
+
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 

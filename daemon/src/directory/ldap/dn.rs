@@ -2,17 +2,56 @@
 //! from them.
 
 /// The form a group's member value is compared in: a DN normalised, a `memberUid` value (which
-/// is not a DN) trimmed and lower-cased. Users and groups carry aliases in the same form.
+/// is not a DN) trimmed and lower-cased, and an AD extended DN (`<GUID=…>;<SID=…>;CN=…`) by
+/// its GUID alone. Users and groups carry aliases in the same form.
 pub fn member_reference(value: &str) -> Option<String> {
     let value = value.trim();
     // Schemas that require a member often carry an empty placeholder value.
     if value.is_empty() {
         None
+    } else if value.starts_with('<') {
+        Some(extended_dn_reference(value))
     } else if looks_like_dn(value) {
         Some(normalize_dn(value))
     } else {
         Some(value.to_lowercase())
     }
+}
+
+/// The reference an object with this objectGUID (as [`super::format_guid`] prints it) is named
+/// by in an extended DN.
+pub fn guid_reference(guid: &str) -> String {
+    format!("<guid={}>", guid.to_ascii_lowercase())
+}
+
+/// `<GUID=…>;<SID=…>;CN=…`: the GUID when there is one, else the DN after the `<…>;` parts.
+fn extended_dn_reference(value: &str) -> String {
+    let mut rest = value;
+    while let Some(part) = rest.strip_prefix('<') {
+        let Some((inner, after)) = part.split_once('>') else {
+            break;
+        };
+        if let Some((kind, guid)) = inner.split_once('=')
+            && kind.eq_ignore_ascii_case("guid")
+        {
+            return guid_reference(guid.trim());
+        }
+        rest = after.strip_prefix(';').unwrap_or(after);
+    }
+    normalize_dn(rest)
+}
+
+/// The plain DN of an extended one (the extended DN control names the entries it returns that
+/// way too); a plain DN as it is. No DN starts with `<`.
+pub fn strip_extended(dn: &str) -> &str {
+    let mut rest = dn;
+    while let Some(part) = rest.strip_prefix('<') {
+        let Some((_, after)) = part.split_once('>') else {
+            break;
+        };
+        rest = after.strip_prefix(';').unwrap_or(after);
+    }
+    rest
 }
 
 /// `cn=a,dc=b` is a DN; `alice` (a memberUid value) is not.
@@ -142,6 +181,33 @@ mod tests {
             normalize_dn("CN=smith\\2c bob,DC=X")
         );
         assert_ne!(normalize_dn("cn=a,dc=x"), normalize_dn("cn=b,dc=x"));
+    }
+
+    #[test]
+    fn extended_dns_are_named_by_their_guid() {
+        let guid = "45dffc0f-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
+        assert_eq!(
+            member_reference(
+                "<GUID=45DFFC0F-1A2B-4C3D-8E9F-0A1B2C3D4E5F>;<SID=S-1-5-21-1-2-3-1161>;CN=User 059,OU=People,DC=test,DC=lan"
+            ),
+            Some(guid_reference(guid))
+        );
+        // A rename changes the DN part only.
+        assert_eq!(
+            member_reference(&format!(
+                "<GUID={guid}>;CN=Renamed,OU=Elsewhere,DC=test,DC=lan"
+            )),
+            Some(guid_reference(guid))
+        );
+        assert_eq!(
+            member_reference("<SID=S-1-5-21-1>;CN=Bob,DC=x"),
+            Some("cn=bob,dc=x".into())
+        );
+        assert_eq!(
+            strip_extended("<GUID=1>;<SID=S-1>;CN=Backend Team,OU=Groups,DC=x"),
+            "CN=Backend Team,OU=Groups,DC=x"
+        );
+        assert_eq!(strip_extended("cn=a,dc=x"), "cn=a,dc=x");
     }
 
     /// RFC 4514: a hex escape is one byte of the value's UTF-8, so `\C3\A9` is `é`.

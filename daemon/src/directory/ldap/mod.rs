@@ -33,6 +33,13 @@ use crate::secrets::Secret;
 
 /// AD's "show deleted objects" control: lets a search see tombstones under CN=Deleted Objects.
 const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";
+/// AD's extended DN control: member values come as `<GUID=…>;<SID=…>;CN=…`. AD keeps links to
+/// objects, not names: a rename or move rewrites every group's member value without changing
+/// the group, so an incremental read keeps the value it read before. By objectGUID, those
+/// members still resolve, and a new object at a deleted one's DN is not taken for it.
+const EXTENDED_DN_OID: &str = "1.2.840.113556.1.4.529";
+/// Its value: BER `SEQUENCE { INTEGER 1 }`, GUIDs and SIDs as strings.
+const EXTENDED_DN_STRING_FORM: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x01];
 /// userAccountControl bit ACCOUNTDISABLE.
 const UAC_ACCOUNT_DISABLE: u64 = 0x2;
 
@@ -270,6 +277,7 @@ impl LdapDirectory {
         let mut ranged = Vec::new();
         let groups = &mut entries.groups;
         let group_attributes = self.group_attributes();
+        let group_control = self.group_control();
         let read_groups = async {
             if !self.read_groups {
                 return Ok(());
@@ -280,12 +288,12 @@ impl LdapDirectory {
                     &cfg.group_base,
                     &cfg.group_filter,
                     &group_attributes,
-                    None,
+                    group_control,
                     |entry| {
                         match self.group_record(&entry)? {
                             Some((record, next_range)) => {
-                                // The alias is the normalised DN, the key of a paged read.
-                                let key = record.alias.clone();
+                                // The normalised DN is the key of a paged read.
+                                let key = normalize_dn(&entry.dn);
                                 if let Some(start) = next_range {
                                     ranged.push((key.clone(), start));
                                 }
@@ -427,8 +435,99 @@ impl LdapDirectory {
             changes.groups = delta(search, groups.into_iter().collect());
             changes.groups.deletes.extend(nameless);
         }
+        if cookies.is_some() && self.read_groups {
+            self.reread_referencing_groups(session, &mut changes)
+                .await?;
+        }
         changes.watermark = Watermark::ContentSync(next).encode();
         Ok(Some(changes))
+    }
+
+    /// The overlays that keep member values in step with renames and deletes (refint,
+    /// memberof-refint) rewrite groups with internal operations that content sync does not
+    /// report, so a group's member values can change without the group showing up as changed.
+    /// After entries were renamed, moved, created or deleted, the groups that may name them are
+    /// read again in full: all of them when an entry left (its DN is no longer known here, and
+    /// groups may have dropped it) or many entries changed, else those whose members name one
+    /// of the changed entries' DNs now.
+    async fn reread_referencing_groups(
+        &self,
+        session: &mut Session<'_>,
+        changes: &mut Changes,
+    ) -> Result<(), DirectoryError> {
+        /// More changed entries than this, and every group is read again (one search).
+        const TARGETED_LIMIT: usize = 200;
+        let cfg = &self.config;
+        let something_left = !changes.users.deletes.is_empty()
+            || changes.users.present.is_some()
+            || !changes.groups.deletes.is_empty()
+            || changes.groups.present.is_some();
+        let changed: Vec<&str> = changes
+            .users
+            .upserts
+            .iter()
+            .map(|(_, r)| r.user.reference.as_str())
+            .chain(
+                changes
+                    .groups
+                    .upserts
+                    .iter()
+                    .map(|(_, g)| g.reference.as_str()),
+            )
+            .collect();
+        if !something_left && changed.is_empty() {
+            return Ok(());
+        }
+        let everything = something_left || changed.len() > TARGETED_LIMIT;
+        let filter = match everything {
+            true => cfg.group_filter.clone(),
+            false => {
+                let named: String = changed
+                    .iter()
+                    .map(|dn| format!("({}={})", cfg.member_attribute, ldap3::ldap_escape(*dn)))
+                    .collect();
+                format!("(&{}(|{named}))", cfg.group_filter)
+            }
+        };
+        let mut attrs = self.group_attributes();
+        attrs.push("entryUUID".into());
+        let mut groups = HashMap::new();
+        let mut nameless = Vec::new();
+        let mut ranged = Vec::new();
+        session
+            .search(&cfg.group_base, &filter, &attrs, None, |entry| {
+                let Some(key) = first_text(&entry, "entryUUID").map(str::to_ascii_lowercase) else {
+                    return Err(DirectoryError::Search {
+                        base: cfg.group_base.clone(),
+                        filter: filter.clone(),
+                        message: format!("the group {} came without its entryUUID", entry.dn),
+                    });
+                };
+                match self.group_record(&entry)? {
+                    Some((record, next_range)) => {
+                        if let Some(start) = next_range {
+                            ranged.push((key.clone(), start));
+                        }
+                        groups.insert(key, record);
+                    }
+                    None => nameless.push(key),
+                }
+                Ok(())
+            })
+            .await?;
+        self.fetch_ranges(session, &mut groups, ranged).await?;
+        let delta = &mut changes.groups;
+        if everything {
+            delta.present = Some(groups.keys().cloned().collect());
+            delta.upserts = groups.into_iter().collect();
+            delta.deletes = nameless;
+        } else {
+            // What was just read is the newer answer for a group the content sync sent too.
+            delta.upserts.retain(|(key, _)| !groups.contains_key(key));
+            delta.upserts.extend(groups);
+            delta.deletes.extend(nameless);
+        }
+        Ok(())
     }
 
     fn no_cookie(&self, base: &str) -> DirectoryError {
@@ -455,10 +554,30 @@ impl LdapDirectory {
         }
         if cfg.active_directory {
             attrs.push("userAccountControl".into());
+            attrs.push("objectGUID".into());
         }
         attrs.sort();
         attrs.dedup();
         attrs
+    }
+
+    /// The control group searches send: on AD, members named by objectGUID.
+    fn group_control(&self) -> Option<RawControl> {
+        self.config.active_directory.then(|| RawControl {
+            ctype: EXTENDED_DN_OID.into(),
+            crit: false,
+            val: Some(EXTENDED_DN_STRING_FORM.to_vec()),
+        })
+    }
+
+    /// The value group members name this entry by, besides its DN: on AD, its objectGUID in
+    /// the form [`member_reference`] gives an extended DN's `<GUID=…>` part.
+    fn identity_alias(&self, entry: &Entry) -> Option<String> {
+        if !self.config.active_directory {
+            return None;
+        }
+        let guid = format_guid(first_bytes(entry, "objectGUID")?)?;
+        Some(dn::guid_reference(&guid))
     }
 
     fn group_attributes(&self) -> Vec<String> {
@@ -470,6 +589,9 @@ impl LdapDirectory {
         ];
         if let Some(attr) = external_id_attribute(&cfg.external_id) {
             attrs.push(attr.to_string());
+        }
+        if cfg.active_directory {
+            attrs.push("objectGUID".into());
         }
         attrs.sort();
         attrs.dedup();
@@ -527,12 +649,13 @@ impl LdapDirectory {
             && first_text(entry, "userAccountControl")
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .is_some_and(|uac| (uac as u64) & UAC_ACCOUNT_DISABLE != 0);
-        // Room for the DN and the uid: tens of thousands of these stay in memory.
-        let mut aliases = Vec::with_capacity(2);
+        // Room for the DN, the uid and the GUID: tens of thousands of these stay in memory.
+        let mut aliases = Vec::with_capacity(3);
         aliases.push(normalize_dn(&entry.dn));
         if let Some(uid) = first_text(entry, &cfg.uid_attribute) {
             aliases.extend(member_reference(uid));
         }
+        aliases.extend(self.identity_alias(entry));
         Ok(UserRecord {
             user: DirectoryUser {
                 reference: entry.dn.to_string(),
@@ -563,7 +686,9 @@ impl LdapDirectory {
                 reference: entry.dn.to_string(),
                 external_id: external_id(entry, &cfg.external_id)?,
                 name,
-                alias: normalize_dn(&entry.dn),
+                alias: self
+                    .identity_alias(entry)
+                    .unwrap_or_else(|| normalize_dn(&entry.dn)),
                 members: members.into_iter().filter_map(member_reference).collect(),
             },
             next_range,
@@ -585,7 +710,12 @@ impl LdapDirectory {
             let mut next = Some(start);
             while let Some(start) = next {
                 let (more, more_next) = session
-                    .member_range(&group.reference, &self.config.member_attribute, start)
+                    .member_range(
+                        &group.reference,
+                        &self.config.member_attribute,
+                        start,
+                        self.group_control(),
+                    )
                     .await?;
                 group
                     .members

@@ -148,7 +148,7 @@ impl LdapDirectory {
                     &cfg.group_base,
                     &filter,
                     &self.group_attributes(),
-                    None,
+                    self.group_control(),
                     |entry| {
                         let key = normalize_dn(&entry.dn);
                         match self.group_record(&entry)? {

@@ -184,11 +184,15 @@ impl<'a> Session<'a> {
         dn: &str,
         attribute: &str,
         start: usize,
+        control: Option<RawControl>,
     ) -> Result<(Vec<String>, Option<usize>), DirectoryError> {
         let requested = format!("{attribute};range={start}-*");
         let timeout = self.config.operation_timeout;
-        let result = self
-            .ldap
+        let mut ldap = self.ldap.clone();
+        if let Some(control) = control {
+            ldap.with_controls(vec![control]);
+        }
+        let result = ldap
             .with_timeout(timeout)
             .search(dn, Scope::Base, "(objectClass=*)", vec![requested.as_str()])
             .await
@@ -577,6 +581,10 @@ impl Entry {
     pub(super) fn from_result(entry: ResultEntry) -> Option<Entry> {
         let mut parts = entry.0.match_id(4)?.expect_constructed()?.into_iter();
         let dn = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
+        let dn = match super::dn::strip_extended(&dn) {
+            plain if plain.len() == dn.len() => dn,
+            plain => plain.to_string(),
+        };
         let attributes = parts.next()?.expect_constructed()?;
         let mut attrs = Vec::with_capacity(attributes.len());
         let mut bin_attrs = Vec::new();
