@@ -303,9 +303,9 @@ pub struct SyncConfig {
     /// `ldap.incremental` instead, and warns on every run while this is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_date_attribute: Option<String>,
-    /// With incremental reads, read the whole directory again after this many hours, so the
-    /// organization is reconciled with it (members removed by hand come back). 0: every read
-    /// is full.
+    /// Every this many hours a sync reads the whole directory and sends the organization
+    /// everything it must hold, even when nothing changed, so what was changed there by hand is
+    /// repaired (a member removed by hand comes back). 0: every sync does.
     #[serde(default = "default_full_read_hours")]
     pub full_read_hours: u32,
     /// Remove disabled users from the organization.
