@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod crash;
 pub mod directory;
 pub mod engine;
 pub mod org;

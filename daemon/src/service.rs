@@ -4,7 +4,9 @@
 //! announces everything on the event bus.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+// A panic while a lock is held must not make every later request panic too: each value behind
+// these locks is whole after every statement, so a poisoned lock is simply taken over.
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -99,7 +101,7 @@ impl Service {
     pub fn open(paths: Paths) -> Result<Service, ServiceError> {
         let modified = modified(&paths.config_file);
         let config = Config::load(&paths.config_file)?;
-        let state = Arc::new(State::open(&paths.data_dir).map_err(internal)?);
+        let state = Arc::new(State::open(&paths.data_dir).map_err(RunError::State)?);
         let secrets = Secrets::open(config.secrets.backend, &paths.data_dir).map_err(internal)?;
         let polling = state.polling().map_err(internal)?;
         let next_run_id = state.next_run_id().map_err(internal)?;
@@ -133,12 +135,20 @@ impl Service {
         let path = &self.inner.paths.config_file;
         let now = modified(path);
         {
-            let current = self.inner.config.read().expect("config lock");
+            let current = self
+                .inner
+                .config
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             if current.1 == now {
                 return current.0.clone();
             }
         }
-        let mut current = self.inner.config.write().expect("config lock");
+        let mut current = self
+            .inner
+            .config
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if current.1 != now {
             current.1 = now;
             match Config::load(path) {
@@ -176,7 +186,11 @@ impl Service {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(ServiceError::ShuttingDown);
         }
-        let mut current = self.inner.current.lock().expect("run lock");
+        let mut current = self
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(run) = current.as_ref() {
             return Err(ServiceError::RunInProgress(run.id));
         }
@@ -217,7 +231,11 @@ impl Service {
             }
             Err(e) => tracing::error!("cannot encode run {}: {e}", record.id),
         }
-        *self.inner.current.lock().expect("run lock") = None;
+        *self
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         match record.outcome {
             RunOutcome::Failed => {
                 tracing::warn!(
@@ -344,7 +362,11 @@ impl Service {
             } else {
                 None
             };
-            *self.inner.next_run_at.lock().expect("next run lock") = next;
+            *self
+                .inner
+                .next_run_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = next;
             let sleep = async {
                 match next {
                     Some(at) => {
@@ -410,6 +432,52 @@ impl Service {
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
         }
+    }
+
+    /// Waits until the installation is taken away under the daemon: the data directory, or the
+    /// state database in it, deleted or moved. The daemon would otherwise keep writing to a
+    /// database nobody can find while the CLI starts a new one beside it. Returns what happened;
+    /// never returns while both are in place (or when they cannot be watched, said in the log).
+    pub async fn installation_removed(&self) -> String {
+        let dir = self.inner.paths.data_dir.clone();
+        let state = self.inner.state.path().to_path_buf();
+        let state_name = state.file_name().map(|n| n.to_os_string());
+        let watch = || -> std::io::Result<inotify::EventStream<[u8; 4096]>> {
+            let inotify = inotify::Inotify::init()?;
+            inotify.watches().add(
+                &dir,
+                inotify::WatchMask::DELETE_SELF
+                    | inotify::WatchMask::MOVE_SELF
+                    | inotify::WatchMask::DELETE
+                    | inotify::WatchMask::MOVED_FROM,
+            )?;
+            inotify.into_event_stream([0u8; 4096])
+        };
+        let mut events = match watch() {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch the data directory {} ({e}); deleting it while orgsyncd runs goes unnoticed",
+                    dir.display()
+                );
+                return std::future::pending().await;
+            }
+        };
+        while let Some(event) = futures_util::StreamExt::next(&mut events).await {
+            let Ok(event) = event else { break };
+            let mask = event.mask;
+            if mask.intersects(inotify::EventMask::DELETE_SELF | inotify::EventMask::MOVE_SELF) {
+                return format!("the data directory {} was deleted or moved", dir.display());
+            }
+            if event.name.as_deref() == state_name.as_deref() {
+                return format!(
+                    "the state database {} was deleted or moved",
+                    state.display()
+                );
+            }
+        }
+        tracing::warn!("watching the data directory {} ended", dir.display());
+        std::future::pending().await
     }
 
     /// Follows the directory where it can push changes (RFC 4533 refreshAndPersist) and syncs
@@ -567,7 +635,7 @@ impl Service {
             .inner
             .current
             .lock()
-            .expect("run lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map(|r| r.id);
         let runs = self.inner.state.runs(limit + 1).map_err(internal)?;
@@ -592,7 +660,11 @@ impl Service {
         }
         let parsed = Config::parse(&text, path)?;
         config::write_file(path, &text)?;
-        *self.inner.config.write().expect("config lock") = (parsed, modified(path));
+        *self
+            .inner
+            .config
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = (parsed, modified(path));
         tracing::info!("configuration updated");
         self.emit(Event::ConfigChanged);
         self.inner.reschedule.notify_waiters();
@@ -638,7 +710,7 @@ impl Service {
             &self.inner.paths,
             &self.config(),
             &self.inner.secrets,
-            &self.inner.state,
+            Some(&self.inner.state),
         )
         .map_err(ServiceError::from)
     }
@@ -647,8 +719,17 @@ impl Service {
         let config = self.config();
         // Each lock in its own statement: a guard held across `history` (which takes the run
         // lock too) would deadlock.
-        let current_run = self.inner.current.lock().expect("run lock").clone();
-        let next_run_at = *self.inner.next_run_at.lock().expect("next run lock");
+        let current_run = self
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let next_run_at = *self
+            .inner
+            .next_run_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let last_run = self.history(1)?.into_iter().next();
         let schedule = Schedule::from_config(&config.sync)
             .map(|s| s.describe())
@@ -674,7 +755,12 @@ impl Service {
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             let ended = self.inner.run_ended.notified();
-            let running = self.inner.current.lock().expect("run lock").clone();
+            let running = self
+                .inner
+                .current
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
             let Some(run) = running else { return };
             tracing::info!(run = run.id, "waiting for the run in progress to finish");
             if tokio::time::timeout_at(deadline, ended).await.is_err() {
@@ -758,7 +844,12 @@ impl<'a> RunProgress<'a> {
 
 impl Progress for RunProgress<'_> {
     fn entries_read(&self, what: &'static str, count: usize) {
-        let mut current = self.service.inner.current.lock().expect("run lock");
+        let mut current = self
+            .service
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let Some(run) = current.as_mut().filter(|r| r.id == self.run.id) else {
             return;
         };

@@ -62,6 +62,20 @@ pub enum StateError {
         "state database {path} was written by a newer orgsync (schema {found}); upgrade orgsync"
     )]
     NewerSchema { path: PathBuf, found: String },
+    #[error(
+        "the state database {path} is damaged ({detail}). orgsync does not start over on its own: the file records whom orgsync added to the organization, and without it members who leave the directory later are never removed. Restore it from a backup, or move it aside to start afresh (`mv {path} {path}.damaged`); the next sync then invites everyone in the directory again (existing members are matched, not duplicated) and removes nobody it did not add itself"
+    )]
+    Damaged { path: PathBuf, detail: String },
+}
+
+impl StateError {
+    /// Whether the error is the file's, not the moment's: retrying will not help, a person must.
+    pub fn needs_attention(&self) -> bool {
+        matches!(
+            self,
+            StateError::Damaged { .. } | StateError::NewerSchema { .. }
+        )
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,11 +132,25 @@ pub enum CopyUpdate<'a> {
     },
 }
 
+/// Whether redb's error says the file is not (or no longer) a sound database.
+fn is_damage(e: &redb::DatabaseError) -> bool {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            io.kind() == std::io::ErrorKind::InvalidData || io.to_string().contains("redb")
+        }
+        _ => false,
+    }
+}
+
 /// The open state database.
 pub struct State {
     db: Database,
     path: PathBuf,
 }
+
+/// The state database's file name in the data directory.
+pub const STATE_FILE: &str = "state.redb";
 
 impl State {
     /// Opens (or creates) `state.redb` in `data_dir`.
@@ -132,14 +160,53 @@ impl State {
             source,
         })?;
         restrict_dir(data_dir);
-        let path = data_dir.join("state.redb");
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StateError::InUse { path: path.clone() },
-            other => StateError::Database {
-                path: path.clone(),
-                message: other.to_string(),
-            },
-        })?;
+        Self::open_file(data_dir.join(STATE_FILE))
+    }
+
+    /// Opens `state.redb` in `data_dir` if there is one; `None` when there is none, which a
+    /// command that only looks (`status`) takes as "never synced" without creating it.
+    pub fn open_existing(data_dir: &Path) -> Result<Option<State>, StateError> {
+        let path = data_dir.join(STATE_FILE);
+        match path.try_exists() {
+            Ok(true) => Self::open_file(path).map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(StateError::Database {
+                path,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Opens the file, checking every page first: a file damaged outside redb (a disk error, a
+    /// truncation, a hand edit) is an error, never a panic or a silently fresh database.
+    fn open_file(path: PathBuf) -> Result<State, StateError> {
+        let damaged = |detail: String| StateError::Damaged {
+            path: path.clone(),
+            detail,
+        };
+        // redb takes an empty file for a new database, which would forget every synced member.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            return Err(damaged("the file is empty".into()));
+        }
+        let opened = std::panic::catch_unwind(|| {
+            Database::builder()
+                .set_check_integrity_on_open(true)
+                .create(&path)
+        });
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+                return Err(StateError::InUse { path });
+            }
+            Ok(Err(e)) if is_damage(&e) => return Err(damaged(e.to_string())),
+            Ok(Err(e)) => {
+                return Err(StateError::Database {
+                    path: path.clone(),
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => return Err(damaged("its pages do not hold together".into())),
+        };
         let state = State { db, path };
         state.initialise()?;
         Ok(state)

@@ -8,16 +8,25 @@ use crate::paths::Paths;
 use crate::secrets::{SecretKey, Secrets};
 use crate::state::State;
 
+/// `state` is `None` when there is no state database yet (never synced): a status is a look,
+/// it creates nothing.
 pub fn installation_status(
     paths: &Paths,
     config: &Config,
     secrets: &Secrets,
-    state: &State,
+    state: Option<&State>,
 ) -> Result<InstallationStatus, RunError> {
     let resolved = config.resolve();
     let key = api_key(secrets)?;
-    let times = state.sync_times()?;
-    let (synced_members, synced_groups) = state.synced_counts()?;
+    let times = state
+        .map(State::sync_times)
+        .transpose()?
+        .unwrap_or_default();
+    let (synced_members, synced_groups) = state
+        .map(State::synced_counts)
+        .transpose()?
+        .unwrap_or_default();
+    let last_refusal = state.map(State::last_refusal).transpose()?.flatten();
     Ok(InstallationStatus {
         config_file: paths.config_file.display().to_string(),
         data_dir: paths.data_dir.display().to_string(),
@@ -32,8 +41,6 @@ pub fn installation_status(
         last_group_sync: times.groups,
         synced_members,
         synced_groups,
-        last_refusal: state
-            .last_refusal()?
-            .map(|r| format!("{}: {}", r.at, r.message)),
+        last_refusal: last_refusal.map(|r| format!("{}: {}", r.at, r.message)),
     })
 }

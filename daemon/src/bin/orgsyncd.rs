@@ -2,7 +2,8 @@
 //! on loopback. Thin glue over [`orgsync::service`] and [`orgsync::api`].
 //!
 //! Exit codes: 0 after SIGTERM/SIGINT; 1 when it cannot start (state in use, port taken);
-//! 2 bad usage or configuration (e.g. a non-loopback `daemon.address`).
+//! 2 when a person must act: bad usage or configuration (e.g. a non-loopback
+//! `daemon.address`), a damaged state database, the data directory deleted under it.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -10,8 +11,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use orgsync::engine::RunError;
 use orgsync::paths::Paths;
-use orgsync::service::Service;
+use orgsync::service::{Service, ServiceError};
 use orgsync_proto::api::{DAEMON_FILE, DaemonInfo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -50,12 +52,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format, args.verbose);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    orgsync::crash::report_panics_with(|line| tracing::error!("{line}"));
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("start the async runtime");
-    match runtime.block_on(run(args)) {
+    else {
+        tracing::error!("cannot start the async runtime");
+        return ExitCode::from(1);
+    };
+    // A panic in a request or a run ends only that task (the hook logged it); one here ends the
+    // daemon with an error, for the service manager to restart.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(args))));
+    let Ok(outcome) = outcome else {
+        return ExitCode::from(1);
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
             tracing::error!("{message}");
@@ -86,9 +99,15 @@ fn init_logging(format: LogFormat, verbose: u8) {
 
 async fn run(args: Args) -> Result<(), (u8, String)> {
     let paths = Paths::resolve(args.config).map_err(|e| (2, e))?;
-    let service = Service::open(paths.clone()).map_err(|e| match e {
-        orgsync::service::ServiceError::Config(_) => (2, e.to_string()),
-        other => (1, other.to_string()),
+    // A bad config or a damaged state file needs a person: exit 2, which the systemd units
+    // do not restart on (RestartPreventExitStatus), instead of failing again every few seconds.
+    let service = Service::open(paths.clone()).map_err(|e| match &e {
+        ServiceError::Config(_) => (2, e.to_string()),
+        ServiceError::Run {
+            error: RunError::State(state),
+            ..
+        } if state.needs_attention() => (2, e.to_string()),
+        _ => (1, e.to_string()),
     })?;
     let config = service.config();
     let address = config
@@ -172,11 +191,19 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         let stop = stop_rx.clone();
         async move { service.follow_directory(stop).await }
     });
+    // Set when the daemon stops because its installation was taken away, not by a signal.
+    let removed = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
     let stopping = {
         let service = service.clone();
+        let removed = removed.clone();
         async move {
-            shutdown_signal().await;
-            tracing::info!("stopping: no new runs");
+            tokio::select! {
+                () = shutdown_signal() => tracing::info!("stopping: no new runs"),
+                reason = service.installation_removed() => {
+                    tracing::error!("{reason}; stopping, so that the daemon and the CLI do not split the installation. Restore it, or start orgsyncd again to begin a new one");
+                    *removed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+                }
+            }
             service.shutdown(SHUTDOWN_GRACE).await;
             // Only now end the poller and the event streams, so followers (the tray) still
             // receive the end of the run that was in progress.
@@ -209,6 +236,13 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     let _ = tokio::time::timeout(Duration::from_secs(5), follower).await;
     let _ = std::fs::remove_file(&daemon_file);
     served.map_err(|e| (1, format!("the API server failed: {e}")))?;
+    let removed = removed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(reason) = removed {
+        return Err((2, format!("stopped: {reason}")));
+    }
     tracing::info!("stopped");
     Ok(())
 }

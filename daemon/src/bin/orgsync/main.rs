@@ -14,7 +14,7 @@ use orgsync::engine::{self, Context, RunError, SyncOptions};
 use orgsync::org::ApiKey;
 use orgsync::paths::Paths;
 use orgsync::secrets::{Secret, SecretKey, Secrets};
-use orgsync::state::State;
+use orgsync::state::{State, StateError};
 use orgsync_proto::api::{ConfigUpdate, ErrorCode, TOKEN_FILE};
 use orgsync_proto::client::{Client, ClientError};
 use orgsync_proto::{InstallationStatus, SyncOutcome};
@@ -35,7 +35,18 @@ impl From<RunError> for Failure {
     fn from(e: RunError) -> Failure {
         match e {
             RunError::Config(_) | RunError::Usage(_) => Failure::Usage(e.to_string()),
+            RunError::State(e) => e.into(),
             other => Failure::Run(other.to_string()),
+        }
+    }
+}
+
+/// A damaged state file needs a person, not a retry: exit 2, like a bad config.
+impl From<StateError> for Failure {
+    fn from(e: StateError) -> Failure {
+        match e.needs_attention() {
+            true => Failure::Usage(e.to_string()),
+            false => Failure::Run(e.to_string()),
         }
     }
 }
@@ -54,11 +65,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.verbose);
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    orgsync::crash::report_panics_with(|line| eprintln!("error: {line}"));
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("start the async runtime");
-    match runtime.block_on(run(args)) {
+    else {
+        eprintln!("error: cannot start the async runtime");
+        return ExitCode::from(1);
+    };
+    // A panic has been reported by the hook; it ends the run like any other failure.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(args))));
+    let Ok(outcome) = outcome else {
+        return ExitCode::from(1);
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Run(message)) => {
             eprintln!("error: {message}");
@@ -111,7 +132,12 @@ impl Installation {
     }
 
     fn state(&self) -> Result<State, Failure> {
-        State::open(&self.paths.data_dir).map_err(|e| Failure::Run(e.to_string()))
+        Ok(State::open(&self.paths.data_dir)?)
+    }
+
+    /// The state if there is one; commands that only look create none.
+    fn existing_state(&self) -> Result<Option<State>, Failure> {
+        Ok(State::open_existing(&self.paths.data_dir)?)
     }
 
     fn context(&self) -> Result<Context, Failure> {
@@ -280,7 +306,7 @@ async fn installation_status(
             &installation.paths,
             &installation.config,
             &installation.secrets()?,
-            &installation.state()?,
+            installation.existing_state()?.as_ref(),
         )?),
     }
 }
