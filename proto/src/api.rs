@@ -32,6 +32,7 @@ pub mod paths {
     pub const LOGIN: &str = "/v1/login";
     pub const LOGOUT: &str = "/v1/logout";
     pub const OPENAPI: &str = "/v1/openapi.json";
+    pub const HELLO: &str = "/v1/hello";
 }
 
 /// What a running daemon writes to [`DAEMON_FILE`] so clients can find it.
@@ -339,4 +340,30 @@ impl Event {
             Event::ConfigChanged => "configChanged",
         }
     }
+}
+
+/// `GET /v1/hello?nonce=…`, the one call that needs no token: the daemon proves it holds the
+/// installation's API token, so a client sends the token (and secrets) only to the real daemon,
+/// never to whatever else took its port after a crash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Hello {
+    /// [`daemon_proof`] of the nonce, for the port the daemon listens on.
+    pub proof: String,
+    pub pid: u32,
+}
+
+/// Base64 HMAC-SHA256, keyed with the API token, of the port and the client's nonce. Bound to
+/// the port, so a process on the advertised port cannot relay the question to a real daemon
+/// elsewhere.
+pub fn daemon_proof(token: &str, port: u16, nonce: &str) -> String {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    // HMAC takes keys of any length; were it ever to refuse one, no proof would match.
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.trim().as_bytes()) else {
+        return String::new();
+    };
+    mac.update(format!("orgsync-daemon-proof:{port}:{nonce}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }

@@ -1,7 +1,9 @@
 //! A typed client of the daemon's control API, used by the CLI and the tray.
 //!
 //! [`Client::discover`] finds a running daemon of an installation through the files it writes in
-//! its data directory ([`DAEMON_FILE`], [`TOKEN_FILE`]) and checks that it answers.
+//! its data directory ([`DAEMON_FILE`], [`TOKEN_FILE`]), and checks that the process named there
+//! runs and that what answers on its port is that daemon ([`Hello`]) before it sends the token.
+//! Every call has a deadline: a stopped or wedged daemon is an error, never a hang.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,11 +15,22 @@ use serde::de::DeserializeOwned;
 use crate::api::*;
 use crate::report::InstallationStatus;
 
+/// How long a client waits for the daemon to answer a quick call; runs get longer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long discovery waits for the daemon's hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// A test or a waited-for sync reads the whole directory: bounded, but generously.
+const RUN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Why a call failed.
 #[derive(Debug)]
 pub enum ClientError {
     /// The daemon did not answer (not running, or gone).
     Unreachable(String),
+    /// The daemon's process runs but does not answer (stopped, wedged, or out of connections).
+    NotAnswering(String),
+    /// Something other than this installation's daemon answers on its port; it was sent nothing.
+    Impostor(String),
     /// The daemon answered with an error body.
     Api { status: u16, body: ErrorBody },
     /// The answer was not what this client understands (version mismatch?).
@@ -29,6 +42,9 @@ impl std::fmt::Display for ClientError {
         match self {
             ClientError::Unreachable(message) => {
                 write!(f, "the orgsync daemon did not answer: {message}")
+            }
+            ClientError::NotAnswering(message) | ClientError::Impostor(message) => {
+                f.write_str(message)
             }
             ClientError::Api { body, .. } => f.write_str(&body.message),
             ClientError::Protocol(message) => {
@@ -60,11 +76,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(base_url: &str, token: &str) -> Client {
+        // Without TLS there is nothing for the builder to fail on; were it to, the default
+        // client differs only in proxies, which loopback addresses bypass anyway.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            .timeout(CALL_TIMEOUT)
+            // The daemon closes a connection idle for 10 s; reusing one it is closing would fail.
+            .pool_idle_timeout(Duration::from_secs(5))
             .no_proxy()
             .build()
-            .expect("an HTTP client without TLS always builds");
+            .unwrap_or_default();
         Client {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -77,7 +98,9 @@ impl Client {
     }
 
     /// The daemon of the installation whose data directory is `data_dir`, if one is running and
-    /// answers. `Ok(None)` when none runs; an error when one runs but refuses us.
+    /// answers. `Ok(None)` when none runs (no `daemon.json`, or one left by a daemon that died);
+    /// an error when its process runs but does not answer, when something else answers on its
+    /// port (nothing is sent to it, the token included), or when it refuses us.
     pub async fn discover(data_dir: &Path) -> Result<Option<Client>, ClientError> {
         let Some(info) = read_daemon_info(data_dir) else {
             return Ok(None);
@@ -85,11 +108,53 @@ impl Client {
         let Ok(token) = std::fs::read_to_string(data_dir.join(TOKEN_FILE)) else {
             return Ok(None);
         };
+        if !is_daemon_process(info.pid) {
+            return Ok(None); // a file left by a daemon that died
+        }
         let client = Client::new(&info.url, &token);
-        match client.status().await {
-            Ok(_) => Ok(Some(client)),
-            Err(ClientError::Unreachable(_)) => Ok(None), // a stale file from a daemon that died
-            Err(other) => Err(other),
+        let nonce = nonce();
+        let hello_url = format!("{}?nonce={nonce}", client.url(paths::HELLO));
+        let not_answering = |why: String| {
+            ClientError::NotAnswering(format!(
+                "orgsyncd (pid {}) is running but does not answer on {} ({why}); it may be stopped (SIGSTOP) or overloaded. Check it with `systemctl --user status orgsyncd` (or the system unit), or stop it",
+                info.pid, info.url
+            ))
+        };
+        let impostor = |what: String| {
+            ClientError::Impostor(format!(
+                "something other than orgsyncd (pid {}) answers on {} ({what}); nothing was sent to it, the API token included. Find what listens there (`ss -ltnp`) and stop it, or restart orgsyncd",
+                info.pid, info.url
+            ))
+        };
+        // A daemon at its connection cap closes new connections until idle ones time out: keep
+        // asking for a few seconds before saying it does not answer.
+        let deadline = std::time::Instant::now() + HELLO_TIMEOUT;
+        let response = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match client.http.get(&hello_url).timeout(left).send().await {
+                Ok(response) => break response,
+                Err(e) if e.is_timeout() || left.is_zero() => {
+                    return Err(not_answering(format!("no hello within {HELLO_TIMEOUT:?}")));
+                }
+                Err(e) if std::time::Instant::now() + Duration::from_millis(200) >= deadline => {
+                    return Err(not_answering(e.to_string()));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        let answer: Option<Hello> = match response.status().is_success() {
+            true => response.json().await.ok(),
+            false => None,
+        };
+        let expected = daemon_proof(&token, info.port, &nonce);
+        match answer {
+            Some(hello) if hello.proof == expected && hello.pid == info.pid => Ok(Some(client)),
+            Some(hello) if hello.proof == expected => Err(impostor(format!(
+                "a daemon of this installation, but pid {}",
+                hello.pid
+            ))),
+            Some(_) => Err(impostor("it cannot prove it holds the API token".into())),
+            None => Err(impostor("it does not speak orgsyncd's API".into())),
         }
     }
 
@@ -145,7 +210,12 @@ impl Client {
 
     /// Runs a dry run and returns its report.
     pub async fn test(&self) -> Result<TestDone, ClientError> {
-        self.post(paths::TEST, &serde_json::json!({})).await
+        let request = self
+            .http
+            .post(self.url(paths::TEST))
+            .json(&serde_json::json!({}))
+            .timeout(RUN_TIMEOUT);
+        self.call(request).await
     }
 
     /// Starts a sync and returns at once.
@@ -169,7 +239,7 @@ impl Client {
                 allow_removals,
                 wait: true,
             })
-            .timeout(Duration::from_secs(24 * 3600));
+            .timeout(RUN_TIMEOUT);
         self.call(request).await
     }
 
@@ -224,10 +294,12 @@ impl Client {
         &self,
         mut on_event: impl FnMut(Event) -> bool,
     ) -> Result<(), ClientError> {
+        // A stream has no end to wait for: only connecting is bounded (keep-alives show it lives).
         let response = self
             .http
             .get(self.url(paths::EVENTS))
             .bearer_auth(&self.token)
+            .timeout(RUN_TIMEOUT)
             .send()
             .await
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
@@ -264,6 +336,23 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// Whether `pid` is a running orgsyncd (Linux: its `/proc` entry names it).
+fn is_daemon_process(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|name| name.trim() == "orgsyncd")
+}
+
+/// 128 random bits as hex, for the hello; the time, if the OS has no randomness to give.
+fn nonce() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        bytes = now.as_nanos().to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The daemon file of an installation, if present and readable.

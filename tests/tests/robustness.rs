@@ -97,3 +97,187 @@ async fn deleting_the_data_directory_under_the_daemon_stops_it() {
         "{log}"
     );
 }
+
+/// A listener that records every byte it is sent and answers each connection with an empty
+/// JSON object, as a careless or hostile program on the daemon's port would.
+struct Impostor {
+    port: u16,
+    received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Impostor {
+    fn start(port: u16) -> Impostor {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the port");
+        let port = listener.local_addr().unwrap().port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    stream
+                        .set_read_timeout(Some(Duration::from_millis(500)))
+                        .unwrap();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        log.lock().unwrap().extend_from_slice(&buf[..n]);
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+                        );
+                    }
+                });
+            }
+        });
+        Impostor { port, received }
+    }
+
+    fn received(&self) -> String {
+        String::from_utf8_lossy(&self.received.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_nothing_to_another_program_on_the_daemons_port() {
+    let (_slapd, _server, inst) = fixture::company(&["alice"]).await;
+    let mut daemon = Daemon::start(&inst);
+
+    // Another installation whose daemon.json names a live orgsyncd (this one's pid) at a port
+    // where something else listens.
+    let other = Installation::new();
+    let impostor = Impostor::start(0);
+    std::fs::create_dir_all(other.data_dir()).unwrap();
+    std::fs::write(
+        other.data_dir().join("daemon.json"),
+        serde_json::json!({
+            "pid": daemon.pid(),
+            "port": impostor.port,
+            "url": format!("http://127.0.0.1:{}", impostor.port),
+            "version": "0.1.0",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let token = "0123456789abcdef-the-api-token-of-that-installation";
+    std::fs::write(other.data_dir().join("api-token"), token).unwrap();
+
+    let status = other.run(&["status"]).expect_code(1);
+    assert!(
+        status.stderr.contains("something other than orgsyncd")
+            && status.stderr.contains("nothing was sent to it"),
+        "{}",
+        status.stderr
+    );
+    let secret = "the-organization-client-secret";
+    let login = other
+        .run(&[
+            "login",
+            "organization.5e7a2c1b-0d3f-4e5a-9b8c-7d6e5f4a3b2c",
+            secret,
+        ])
+        .expect_code(1);
+    assert!(
+        login.stderr.contains("something other than orgsyncd"),
+        "{}",
+        login.stderr
+    );
+    let seen = impostor.received();
+    assert!(seen.contains("/v1/hello?nonce="), "{seen}");
+    for leaked in [token, secret, "authorization", "Authorization"] {
+        assert!(
+            !seen.contains(leaked),
+            "the impostor received {leaked:?}: {seen}"
+        );
+    }
+
+    // After a crash the daemon's file stays behind; a program that takes the port is not the
+    // daemon, whose process is gone: the CLI works on its own and sends it nothing.
+    let port = daemon.port();
+    daemon.kill();
+    let squatter = Impostor::start(port);
+    let out = inst.run(&["status", "--json"]).ok().json();
+    assert_eq!(out["syncedMembers"], 0, "{out}");
+    assert_eq!(squatter.received(), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_daemon_is_an_error_not_a_hang() {
+    let (_slapd, _server, inst) = fixture::company(&["alice"]).await;
+    let daemon = Daemon::start(&inst);
+    daemon.send_signal("STOP");
+    for args in [&["status"][..], &["daemon", "status"], &["test"]] {
+        let started = std::time::Instant::now();
+        let out = inst.run(args).expect_code(1);
+        assert!(
+            out.stderr.contains(&format!(
+                "orgsyncd (pid {}) is running but does not answer",
+                daemon.pid()
+            )),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+    daemon.send_signal("CONT");
+    inst.run(&["daemon", "status"]).ok();
+}
+
+/// The daemon's documented cap on API connections.
+const DAEMON_CONNECTION_CAP: usize = 64;
+
+/// Open descriptors of a process.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_take_the_api_down() {
+    let (_slapd, _server, inst) = fixture::company(&["alice"]).await;
+    let daemon = Daemon::start(&inst);
+    let before = open_files(daemon.pid());
+
+    // 300 connections that start a request and never finish its headers.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", daemon.port())).unwrap();
+        let _ = stream.write_all(b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        idle.push(stream);
+    }
+    let held = open_files(daemon.pid());
+    assert!(
+        held <= before + DAEMON_CONNECTION_CAP + 8,
+        "the daemon holds {held} descriptors ({before} before the flood)"
+    );
+    // The API still answers: at once for the connections the cap left, and once the idle ones
+    // time out for everyone (the CLI keeps asking for a few seconds).
+    let answered = testkit::ports::wait_until(Duration::from_secs(60), || {
+        inst.run(&["daemon", "status"]).code == 0
+    });
+    assert!(answered, "{}", daemon.log_tail(20));
+    // The idle connections were closed by the daemon.
+    let closed = idle.iter_mut().all(|stream| {
+        use std::io::Read;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        matches!(stream.read(&mut buf), Ok(0) | Err(_))
+    });
+    assert!(closed, "idle connections stayed open");
+    assert!(
+        daemon.log().contains("API connections are open; refused"),
+        "{}",
+        daemon.log_tail(20)
+    );
+}

@@ -212,6 +212,10 @@ impl Controller {
                 self.disconnect(format!("orgsyncd does not answer: {e}"));
                 return false;
             }
+            Err(e @ (ClientError::NotAnswering(_) | ClientError::Impostor(_))) => {
+                self.disconnect(e.to_string());
+                return false;
+            }
             Err(e) => {
                 self.disconnect(format!("orgsyncd refused the tray: {e}"));
                 return false;

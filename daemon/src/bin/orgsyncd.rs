@@ -162,7 +162,7 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     .map_err(|e| (1, format!("cannot write {}: {e}", daemon_file.display())))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let router = orgsync::api::router(service.clone(), token, stop_rx.clone());
+    let router = orgsync::api::router(service.clone(), token, port, stop_rx.clone());
     tracing::info!(
         "orgsyncd {} listening on {url}{}; polling {}; config {}; data {}",
         env!("CARGO_PKG_VERSION"),
@@ -214,20 +214,15 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     let serve_ipv6 = ipv6.map(|listener| {
         let router = router.clone();
         let mut stopped = stopped_tx.subscribe();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.recv().await;
-                })
-                .await;
-        })
+        tokio::spawn(orgsync::api::serve(listener, router, async move {
+            let _ = stopped.recv().await;
+        }))
     });
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            stopping.await;
-            let _ = stopped_tx.send(());
-        })
-        .await;
+    orgsync::api::serve(listener, router, async move {
+        stopping.await;
+        let _ = stopped_tx.send(());
+    })
+    .await;
     if let Some(task) = serve_ipv6 {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
@@ -235,7 +230,6 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), follower).await;
     let _ = std::fs::remove_file(&daemon_file);
-    served.map_err(|e| (1, format!("the API server failed: {e}")))?;
     let removed = removed
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -155,7 +155,12 @@ async fn run(args: Args) -> Result<(), Failure> {
     let daemon = if args.command.uses_state() {
         Client::discover(&installation.paths.data_dir)
             .await
-            .map_err(|e| Failure::Run(format!("orgsyncd is running but refused the CLI: {e}")))?
+            .map_err(|e| match e {
+                ClientError::NotAnswering(_) | ClientError::Impostor(_) => {
+                    Failure::Run(e.to_string())
+                }
+                other => Failure::Run(format!("orgsyncd is running but refused the CLI: {other}")),
+            })?
     } else {
         None
     };

@@ -26,6 +26,9 @@ use utoipa::OpenApi;
 use crate::engine::RunError;
 use crate::service::{Service, ServiceError};
 
+mod serve;
+pub use serve::{HEADER_TIMEOUT, MAX_CONNECTIONS, serve};
+
 /// The error answer of every endpoint: a status and an [`ErrorBody`].
 #[derive(Debug)]
 pub struct ApiError {
@@ -106,18 +109,27 @@ type ApiResult<T> = Result<T, ApiError>;
 struct ApiState {
     service: Service,
     token: String,
+    /// The port the API listens on, which the hello's proof is bound to.
+    port: u16,
     /// Turns true when the daemon stops, ending the event streams so shutdown is not held open.
     shutdown: watch::Receiver<bool>,
 }
 
 /// The router, with the guard in front of every route.
-pub fn router(service: Service, token: String, shutdown: watch::Receiver<bool>) -> Router {
+pub fn router(
+    service: Service,
+    token: String,
+    port: u16,
+    shutdown: watch::Receiver<bool>,
+) -> Router {
     let state = ApiState {
         service,
         token,
+        port,
         shutdown,
     };
     Router::new()
+        .route(paths::HELLO, get(hello))
         .route(paths::STATUS, get(status))
         .route(paths::TEST, post(test))
         .route(paths::SYNC, post(sync))
@@ -185,7 +197,8 @@ async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> R
             .into_response();
         }
     }
-    if !bearer_matches(headers, &state.token) {
+    // The hello is how a client checks who it talks to before it sends the token.
+    if request.uri().path() != paths::HELLO && !bearer_matches(headers, &state.token) {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized,
@@ -224,6 +237,33 @@ fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> ApiResult<T> {
             format!("invalid request body: {e}"),
         )
     })
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+struct HelloQuery {
+    /// A random value of the client's (hex, at most 64 characters).
+    nonce: String,
+}
+
+#[utoipa::path(get, path = "/v1/hello", params(HelloQuery), security(), responses(
+    (status = 200, description = "the daemon's proof that it holds the API token; needs no token", body = Hello),
+    (status = 400, body = ErrorBody)))]
+async fn hello(
+    State(state): State<ApiState>,
+    Query(query): Query<HelloQuery>,
+) -> ApiResult<Json<Hello>> {
+    let nonce = query.nonce;
+    if nonce.is_empty() || nonce.len() > 64 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "nonce: give 1 to 64 hex digits",
+        ));
+    }
+    Ok(Json(Hello {
+        proof: daemon_proof(&state.token, state.port, &nonce),
+        pid: std::process::id(),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/status", responses((status = 200, body = DaemonStatus)))]
@@ -409,6 +449,7 @@ async fn not_found() -> ApiError {
         description = "Local control API of the orgsync daemon. Every request needs `Authorization: Bearer <token>` (the token is the file `api-token` in the data directory)."
     ),
     paths(
+        hello,
         status,
         test,
         sync,
