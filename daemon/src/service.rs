@@ -78,6 +78,8 @@ struct Inner {
     /// The config and the file's modification time when it was read: a hand edit is picked up
     /// at the next use, without a restart.
     config: RwLock<(Config, Option<SystemTime>)>,
+    /// Why the config file's content is not in force, while it is not (see [`Service::config`]).
+    config_rejected: Mutex<Option<String>>,
     events: broadcast::Sender<Event>,
     current: Mutex<Option<RunInfo>>,
     next_run_id: AtomicU64,
@@ -112,6 +114,7 @@ impl Service {
                 state,
                 secrets,
                 config: RwLock::new((config, modified)),
+                config_rejected: Mutex::new(None),
                 events,
                 current: Mutex::new(None),
                 next_run_id: AtomicU64::new(next_run_id),
@@ -129,8 +132,10 @@ impl Service {
         &self.inner.paths
     }
 
-    /// The current config, re-read first if the file changed since it was last read. A file that
-    /// no longer parses is reported and the last good config stays in force.
+    /// The current config, re-read first if the file changed since it was last read. An edit
+    /// that does not parse, or that fails validation where the config in force passed, is not
+    /// adopted: the last good config stays in force, and `status` says why until the file is
+    /// fixed. (While the config in force is incomplete itself, as during setup, edits apply.)
     pub fn config(&self) -> Config {
         let path = &self.inner.paths.config_file;
         let now = modified(path);
@@ -151,15 +156,34 @@ impl Service {
             .unwrap_or_else(PoisonError::into_inner);
         if current.1 != now {
             current.1 = now;
-            match Config::load(path) {
-                Ok(config) => {
-                    tracing::info!("{} changed; using the new configuration", path.display());
-                    current.0 = config;
-                    self.emit(Event::ConfigChanged);
-                    self.inner.reschedule.notify_waiters();
-                }
-                Err(e) => tracing::warn!("{e}; keeping the previous configuration"),
+            let rejected = match Config::load(path) {
+                Ok(config) => match config.resolve() {
+                    Err(problem) if current.0.resolve().is_ok() => Some(format!(
+                        "the edit of {} was not adopted: {problem}",
+                        path.display()
+                    )),
+                    _ => {
+                        tracing::info!("{} changed; using the new configuration", path.display());
+                        current.0 = config;
+                        self.emit(Event::ConfigChanged);
+                        self.inner.reschedule.notify_waiters();
+                        None
+                    }
+                },
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = &rejected {
+                tracing::warn!(
+                    "{why}; orgsyncd keeps the previous configuration until the file is fixed"
+                );
             }
+            *self
+                .inner
+                .config_rejected
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = rejected.map(|why| {
+                format!("{why}; the previous configuration stays in force until the file is fixed")
+            });
         }
         current.0.clone()
     }
@@ -665,6 +689,11 @@ impl Service {
             .config
             .write()
             .unwrap_or_else(PoisonError::into_inner) = (parsed, modified(path));
+        *self
+            .inner
+            .config_rejected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         tracing::info!("configuration updated");
         self.emit(Event::ConfigChanged);
         self.inner.reschedule.notify_waiters();
@@ -746,6 +775,12 @@ impl Service {
             consecutive_failures: self.inner.failures.load(Ordering::SeqCst),
             directory_type: "ldap".into(),
             installation: self.installation_status()?,
+            config_rejected: self
+                .inner
+                .config_rejected
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         })
     }
 

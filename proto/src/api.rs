@@ -160,6 +160,11 @@ pub struct DaemonStatus {
     /// The directory type (`ldap`).
     pub directory_type: String,
     pub installation: InstallationStatus,
+    /// Set while the config file holds an edit the daemon did not adopt (it does not parse, or
+    /// it fails validation where the configuration in force passed): why, and that the
+    /// previous configuration stays in force until the file is fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_rejected: Option<String>,
 }
 
 /// `POST /v1/sync`.

@@ -281,3 +281,74 @@ async fn idle_connections_cannot_take_the_api_down() {
         daemon.log_tail(20)
     );
 }
+
+/// The daemon's status, once `ready` holds for it (hand edits arrive through inotify).
+#[track_caller]
+fn wait_for_daemon_status(
+    inst: &Installation,
+    what: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let seen = testkit::ports::wait_until(Duration::from_secs(30), || {
+        last = inst.run(&["daemon", "status", "--json"]).ok().json();
+        ready(&last)
+    });
+    assert!(seen, "{what}: {last}");
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edit_that_fails_validation_is_not_adopted_and_the_cli_can_fix_it() {
+    let (_slapd, _server, inst) = fixture::company(&["alice"]).await;
+    let _daemon = Daemon::start(&inst);
+    let file = inst.config_file();
+    let original = std::fs::read_to_string(&file).unwrap();
+    assert!(original.contains("[daemon]"), "{original}");
+
+    // Parses, but the API must never listen beyond loopback.
+    std::fs::write(
+        &file,
+        original.replace("[daemon]\n", "[daemon]\naddress = \"10.0.0.1\"\n"),
+    )
+    .unwrap();
+    let status = wait_for_daemon_status(&inst, "the bad address is reported", |s| {
+        s["configRejected"]
+            .as_str()
+            .is_some_and(|r| r.contains("daemon.address"))
+    });
+    assert!(
+        status["configRejected"]
+            .as_str()
+            .unwrap()
+            .contains("previous configuration stays in force"),
+        "{status}"
+    );
+    let human = inst.run(&["daemon", "status"]).ok().stdout;
+    assert!(human.contains("Config NOT adopted"), "{human}");
+    // Runs go on with the configuration in force.
+    let sync = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(sync["outcome"], "synced", "{sync}");
+    inst.run(&["config", "unset", "daemon.address"]).ok();
+    wait_for_daemon_status(&inst, "fixed", |s| s.get("configRejected").is_none());
+
+    // A file that does not parse at all: the CLI still reaches the daemon, and can fix it.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let broken = match text.contains("[sync]\n") {
+        true => text.replace("[sync]\n", "[sync]\ninterval_minutes = \"five\"\n"),
+        false => text + "\n[sync]\ninterval_minutes = \"five\"\n",
+    };
+    std::fs::write(&file, broken).unwrap();
+    wait_for_daemon_status(&inst, "the parse error is reported", |s| {
+        s["configRejected"]
+            .as_str()
+            .is_some_and(|r| r.contains("interval_minutes"))
+    });
+    inst.run(&["daemon", "status"]).ok();
+    inst.run(&["config", "set", "sync.interval_minutes", "7"])
+        .ok();
+    let status = wait_for_daemon_status(&inst, "fixed by config set", |s| {
+        s.get("configRejected").is_none()
+    });
+    assert_eq!(status["schedule"], "every 7 minutes", "{status}");
+}

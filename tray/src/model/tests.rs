@@ -25,6 +25,7 @@ fn status(polling: bool) -> DaemonStatus {
             synced_groups: 3,
             ..InstallationStatus::default()
         },
+        config_rejected: None,
     }
 }
 

@@ -116,18 +116,26 @@ fn init_logging(verbose: u8) {
 /// The parts of an installation a command needs, opened on demand.
 struct Installation {
     paths: Paths,
-    config: Config,
+    /// A file that does not parse is an error only for the commands that read it: `daemon
+    /// status`, `config set` (to fix it) and `config path` still work.
+    config: Result<Config, String>,
 }
 
 impl Installation {
     fn open(args: &Args) -> Result<Installation, Failure> {
         let paths = Paths::resolve(args.config.clone()).map_err(Failure::Usage)?;
-        let config = Config::load(&paths.config_file)?;
+        let config = Config::load(&paths.config_file).map_err(|e| e.to_string());
         Ok(Installation { paths, config })
     }
 
+    fn config(&self) -> Result<&Config, Failure> {
+        self.config
+            .as_ref()
+            .map_err(|message| Failure::Usage(message.clone()))
+    }
+
     fn secrets(&self) -> Result<Secrets, Failure> {
-        Secrets::open(self.config.secrets.backend, &self.paths.data_dir)
+        Secrets::open(self.config()?.secrets.backend, &self.paths.data_dir)
             .map_err(|e| Failure::Run(e.to_string()))
     }
 
@@ -142,7 +150,7 @@ impl Installation {
 
     fn context(&self) -> Result<Context, Failure> {
         Ok(Context {
-            config: self.config.resolve()?,
+            config: self.config()?.resolve()?,
             state: std::sync::Arc::new(self.state()?),
             secrets: self.secrets()?,
         })
@@ -309,7 +317,7 @@ async fn installation_status(
         Some(client) => Ok(client.status().await.map_err(api_failure)?.installation),
         None => Ok(orgsync::status::installation_status(
             &installation.paths,
-            &installation.config,
+            installation.config()?,
             &installation.secrets()?,
             installation.existing_state()?.as_ref(),
         )?),
@@ -395,7 +403,7 @@ async fn login(
             (done.organization_id, done.secrets)
         }
         None => {
-            let server = installation.config.server.resolve_alone()?;
+            let server = installation.config()?.server.resolve_alone()?;
             let key = ApiKey {
                 client_id: client_id.trim().to_string(),
                 client_secret: Secret::new(client_secret.trim()),
@@ -428,7 +436,7 @@ async fn config_command(
             let secrets = installation.secrets()?;
             print!(
                 "{}",
-                render::config_show(&installation.config, &secrets, path)
+                render::config_show(installation.config()?, &secrets, path)
             );
             Ok(())
         }

@@ -386,6 +386,9 @@ pub fn daemon_status(status: &DaemonStatus, url: &str, token_file: &Path) -> Str
             status.consecutive_failures
         );
     }
+    if let Some(rejected) = &status.config_rejected {
+        let _ = writeln!(out, "Config NOT adopted: {rejected}");
+    }
     out
 }
 
