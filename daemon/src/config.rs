@@ -424,6 +424,11 @@ pub struct DaemonConfig {
     /// `daemon.json` in the data directory).
     #[serde(default = "default_daemon_port")]
     pub port: u16,
+    /// When orgsyncd starts, or polling is switched on, and a scheduled sync is overdue (none
+    /// since the last period, never synced, or the last run was cut short by a crash), run it
+    /// a few seconds later instead of a whole period later. Off: wait for the schedule.
+    #[serde(default = "default_true")]
+    pub catch_up: bool,
 }
 
 fn default_daemon_address() -> String {
@@ -459,6 +464,7 @@ impl Default for DaemonConfig {
         DaemonConfig {
             address: default_daemon_address(),
             port: default_daemon_port(),
+            catch_up: true,
         }
     }
 }

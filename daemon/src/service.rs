@@ -39,6 +39,11 @@ const FOLLOW_DEBOUNCE: Duration = Duration::from_secs(2);
 pub enum ServiceError {
     #[error("run {0} is in progress; wait for it to finish")]
     RunInProgress(u64),
+    #[error(
+        "run {0} is still in progress after {waited}; try again when it has ended (`orgsync daemon status` shows it)",
+        waited = humantime(.1)
+    )]
+    StillInProgress(u64, Duration),
     #[error("orgsyncd is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -58,6 +63,19 @@ impl From<RunError> for ServiceError {
             run_id: None,
             error,
         }
+    }
+}
+
+/// How soon an overdue scheduled run starts after the daemon starts or polling is switched on.
+const CATCH_UP_DELAY: Duration = Duration::from_secs(3);
+
+/// How long a manual run waits for the one in progress to end.
+const QUEUE_WAIT: Duration = Duration::from_secs(30 * 60);
+
+fn humantime(duration: &Duration) -> String {
+    match duration.as_secs() {
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
     }
 }
 
@@ -283,8 +301,31 @@ impl Service {
     }
 
     /// A dry run, waited for.
+    /// Like [`Service::begin`], but while another run holds the slot, waits for it to end (up
+    /// to [`QUEUE_WAIT`]): a second `orgsync sync`, or a test during a scheduled poll, runs
+    /// after the one in progress instead of failing.
+    async fn begin_after_current(
+        &self,
+        kind: RunKind,
+        trigger: RunTrigger,
+    ) -> Result<RunInfo, ServiceError> {
+        let deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+        loop {
+            // Registered before trying, so an end between the try and the wait is not missed.
+            let ended = self.inner.run_ended.notified();
+            match self.begin(kind, trigger) {
+                Err(ServiceError::RunInProgress(id)) => {
+                    if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                        return Err(ServiceError::StillInProgress(id, QUEUE_WAIT));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub async fn test(&self, trigger: RunTrigger) -> Result<(u64, TestReport), ServiceError> {
-        let run = self.begin(RunKind::Test, trigger)?;
+        let run = self.begin_after_current(RunKind::Test, trigger).await?;
         let started = Instant::now();
         let result = async {
             let context = self.context()?;
@@ -329,7 +370,7 @@ impl Service {
         trigger: RunTrigger,
         allow_removals: bool,
     ) -> Result<(u64, SyncReport), ServiceError> {
-        let run = self.begin(RunKind::Sync, trigger)?;
+        let run = self.begin_after_current(RunKind::Sync, trigger).await?;
         let id = run.id;
         self.execute_sync(run, allow_removals)
             .await
@@ -373,16 +414,30 @@ impl Service {
     /// sync, and starts over. Returns when `shutdown` turns true.
     pub async fn poll(&self, mut shutdown: watch::Receiver<bool>) {
         let mut polling = self.inner.polling.subscribe();
+        // At the start, and whenever polling is switched on, a run that is overdue (or that a
+        // crash cut short) happens soon rather than a whole period later.
+        let mut catch_up = true;
         loop {
             if *shutdown.borrow() {
                 return;
             }
             let on = *polling.borrow_and_update();
             let next = if on {
-                let schedule = Schedule::from_config(&self.config().sync).unwrap_or(
+                let config = self.config();
+                let schedule = Schedule::from_config(&config.sync).unwrap_or(
                     Schedule::Every(Duration::from_secs(300)), // config validation keeps this rare
                 );
-                Some(schedule.next_after(Utc::now(), self.inner.failures.load(Ordering::SeqCst)))
+                let now = Utc::now();
+                let failures = self.inner.failures.load(Ordering::SeqCst);
+                if std::mem::take(&mut catch_up)
+                    && config.daemon.catch_up
+                    && self.overdue(&schedule, now)
+                {
+                    tracing::info!("a scheduled run is overdue; running in {CATCH_UP_DELAY:?}");
+                    Some(now + chrono::Duration::from_std(CATCH_UP_DELAY).unwrap_or_default())
+                } else {
+                    Some(schedule.next_after(now, failures))
+                }
             } else {
                 None
             };
@@ -401,12 +456,33 @@ impl Service {
             };
             tokio::select! {
                 _ = sleep => {}
-                _ = polling.changed() => continue,
+                _ = polling.changed() => {
+                    catch_up = true;
+                    continue;
+                }
                 _ = self.inner.reschedule.notified() => continue,
                 _ = shutdown.changed() => continue,
             }
             self.scheduled_tick().await;
         }
+    }
+
+    /// Whether the schedule should have run since the last sync: never synced, a run due
+    /// since the last sync's time, or the newest run was cut short by a crash.
+    fn overdue(&self, schedule: &Schedule, now: DateTime<Utc>) -> bool {
+        let interrupted = self.inner.state.runs(1).ok().is_some_and(|runs| {
+            runs.first()
+                .and_then(|json| serde_json::from_str::<RunRecord>(json).ok())
+                .is_some_and(|run| run.outcome == RunOutcome::Interrupted)
+        });
+        let times = self.inner.state.sync_times().unwrap_or_default();
+        let last = [times.users, times.groups]
+            .into_iter()
+            .flatten()
+            .filter_map(|at| DateTime::parse_from_rfc3339(&at).ok())
+            .map(|at| at.with_timezone(&Utc))
+            .max();
+        interrupted || last.is_none_or(|last| schedule.next_after(last, 0) <= now)
     }
 
     /// Follows the config file with inotify (no polling, so an idle daemon stays asleep) and
@@ -654,20 +730,30 @@ impl Service {
 
     /// Finished runs, newest first. The run in progress is in `status`, not here (its record is
     /// only a placeholder until it ends).
+    /// The newest runs first, the one in progress included (as `running`, with what it has
+    /// read so far) from the moment it starts.
     pub fn history(&self, limit: usize) -> Result<Vec<RunRecord>, ServiceError> {
         let running = self
             .inner
             .current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|r| r.id);
-        let runs = self.inner.state.runs(limit + 1).map_err(internal)?;
+            .clone();
+        let runs = self.inner.state.runs(limit).map_err(internal)?;
         Ok(runs
             .iter()
             .filter_map(|json| serde_json::from_str::<RunRecord>(json).ok())
-            .filter(|record| Some(record.id) != running)
-            .take(limit)
+            .map(|record| match &running {
+                // Its stored record is the placeholder for a crash; show it as it stands.
+                Some(run) if run.id == record.id => RunRecord {
+                    outcome: RunOutcome::Running,
+                    error: None,
+                    users_read: run.users_read,
+                    groups_read: run.groups_read,
+                    ..record
+                },
+                _ => record,
+            })
             .collect())
     }
 
@@ -759,7 +845,11 @@ impl Service {
             .next_run_at
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let last_run = self.history(1)?.into_iter().next();
+        // The last finished run: the one in progress is `current_run`.
+        let last_run = self
+            .history(2)?
+            .into_iter()
+            .find(|run| run.outcome != RunOutcome::Running);
         let schedule = Schedule::from_config(&config.sync)
             .map(|s| s.describe())
             .unwrap_or_else(|e| format!("invalid: {e}"));

@@ -85,6 +85,8 @@ pub enum RunOutcome {
     /// orgsyncd stopped (crash, kill, or a stop that outlasted the grace period) during the run.
     /// Nothing was recorded as synced; the next run sends everything again.
     Interrupted,
+    /// The run is in progress (the history shows a run from its start).
+    Running,
 }
 
 /// A run in progress.

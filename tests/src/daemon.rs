@@ -9,7 +9,7 @@
 //! use testkit::daemon::{self, Daemon};
 //!
 //! let inst = Installation::new();
-//! daemon::use_free_port(&inst); // daemon.port = 0: never the default 47613
+//! daemon::prepare_quiet_daemon(&inst); // daemon.port = 0 (never the default 47613), no catch-up
 //! let mut daemon = Daemon::start(&inst);
 //! let status = daemon.client().status().await.unwrap();
 //! assert!(status.polling);
@@ -36,10 +36,13 @@ use crate::ports::{self, ServerProcess};
 /// How long orgsyncd may take from start to announcing itself in `daemon.json`.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Sets `daemon.port = 0` (any free port, announced in `daemon.json`) with `orgsync config set`,
-/// so tests running in parallel never fight over the default port.
-pub fn use_free_port(inst: &Installation) {
+/// Sets `daemon.port = 0` (any free port, announced in `daemon.json`), so tests running in
+/// parallel never fight over the default port, and `daemon.catch_up = false`, so a daemon
+/// started on an installation that never synced runs nothing until the test asks (tests of the
+/// catch-up turn it back on).
+pub fn prepare_quiet_daemon(inst: &Installation) {
     inst.set("daemon.port", "0");
+    inst.set("daemon.catch_up", "false");
 }
 
 /// The directory holding the installation's config file (its temp directory).
@@ -93,7 +96,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `orgsyncd` for `inst` and waits until it has announced itself (`daemon.json` with
-    /// its PID, and the API token). Call [`use_free_port`] on the installation first.
+    /// its PID, and the API token). Call [`prepare_quiet_daemon`] on the installation first.
     ///
     /// # Panics
     /// When the binary is missing, the daemon exits during start-up, or it does not announce

@@ -26,8 +26,8 @@ pub fn seed_people(slapd: &Slapd, people: &[&str]) {
 }
 
 /// A slapd without TLS seeded with [`seed_people`], an organization server, and an installation
-/// using both, logged in, with `daemon.port = 0`. Polling keeps its default schedule, so nothing
-/// runs until a test asks.
+/// using both, logged in, with `daemon.port = 0` and `daemon.catch_up = false`. Polling keeps
+/// its default schedule (every 5 minutes), so nothing runs until a test asks.
 pub async fn company(people: &[&str]) -> (Slapd, OrgServer, Installation) {
     let slapd = Slapd::start(SlapdOptions {
         tls: false,
@@ -36,7 +36,7 @@ pub async fn company(people: &[&str]) -> (Slapd, OrgServer, Installation) {
     seed_people(&slapd, people);
     let server = OrgServer::start(OrgServerOptions::default()).await;
     let inst = Installation::new();
-    daemon::use_free_port(&inst);
+    daemon::prepare_quiet_daemon(&inst);
     inst.use_slapd(&slapd);
     inst.login_to(&server);
     (slapd, server, inst)

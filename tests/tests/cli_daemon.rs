@@ -25,7 +25,7 @@ async fn cli_commands_go_through_a_running_daemon_with_the_same_output() {
     let inst = Installation::new();
     inst.use_slapd(&slapd);
     inst.set("server.url", &server.base_url());
-    daemon::use_free_port(&inst);
+    daemon::prepare_quiet_daemon(&inst);
 
     // Without a daemon: `daemon status` says so and exits 3; other commands work directly.
     let out = inst.run(&["daemon", "status"]).expect_code(3);

@@ -47,7 +47,7 @@ fn directory() -> (Slapd, Installation) {
     });
     seed(&slapd);
     let inst = Installation::new();
-    daemon::use_free_port(&inst);
+    daemon::prepare_quiet_daemon(&inst);
     inst.use_slapd(&slapd);
     (slapd, inst)
 }
@@ -177,11 +177,12 @@ async fn org_until(
 
 /// The finished record of run `id`, once it is in the history.
 async fn finished_run(daemon: &Daemon, id: u64, timeout: Duration) -> RunRecord {
+    let finished = |r: &RunRecord| r.id == id && r.outcome != RunOutcome::Running;
     let runs = history_until(daemon, &format!("run {id} finishes"), timeout, |runs| {
-        runs.iter().any(|r| r.id == id)
+        runs.iter().any(finished)
     })
     .await;
-    runs.into_iter().find(|r| r.id == id).expect("found above")
+    runs.into_iter().find(finished).expect("found above")
 }
 
 /// SIGTERM without blocking the test's runtime (the org server runs on it).
@@ -446,7 +447,7 @@ impl Proxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_requires_the_token_and_refuses_foreign_hosts_and_origins() {
     let inst = Installation::new();
-    daemon::use_free_port(&inst);
+    daemon::prepare_quiet_daemon(&inst);
     let daemon = Daemon::start(&inst);
 
     // What the daemon announces, and the token file a local client reads.
@@ -653,7 +654,7 @@ fn a_non_loopback_address_is_refused_with_exit_code_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_daemon_for_the_same_installation_is_refused() {
     let inst = Installation::new();
-    daemon::use_free_port(&inst);
+    daemon::prepare_quiet_daemon(&inst);
     let daemon = Daemon::start(&inst);
 
     let second = Daemon::run_to_exit(&inst, Duration::from_secs(20));
@@ -685,7 +686,7 @@ async fn stop_and_start_polling_persist_across_restarts() {
     // No directory: every scheduled run fails at once, which is enough to see whether the
     // daemon polls. A run every second.
     let inst = Installation::new();
-    daemon::use_free_port(&inst);
+    daemon::prepare_quiet_daemon(&inst);
     inst.set("sync.schedule", "* * * * * *");
     let mut daemon = Daemon::start(&inst);
     let client = daemon.client();
@@ -879,7 +880,7 @@ async fn sync_now_during_a_run_gets_409_with_the_running_id_and_ticks_are_skippe
     let started = client.start_sync(false).await.expect("start a sync");
     let id = started.run_id;
 
-    // Sync Now again, with and without `wait`, and a dry run: all 409 with the running id.
+    // Sync Now again without `wait` (the tray's button): 409 with the running id.
     let (status, body) = api_error(client.start_sync(false).await);
     assert_eq!(
         (status, body.code),
@@ -887,28 +888,16 @@ async fn sync_now_during_a_run_gets_409_with_the_running_id_and_ticks_are_skippe
         "{body:?}"
     );
     assert_eq!(body.run_id, Some(id), "{body:?}");
-    let (status, body) = api_error(client.sync(false).await);
-    assert_eq!(
-        (status, body.code, body.run_id),
-        (409, ErrorCode::RunInProgress, Some(id))
-    );
-    let (status, body) = api_error(client.test().await);
-    assert_eq!(
-        (status, body.code, body.run_id),
-        (409, ErrorCode::RunInProgress, Some(id))
-    );
-    let http = Http::new(&daemon);
-    let raw = http
-        .send(
-            Method::POST,
-            paths::SYNC,
-            Some(daemon.token()),
-            &[],
-            Some(json!({"wait": true})),
-        )
-        .await;
-    assert_error(&raw, 409, "run_in_progress");
-    assert_eq!(raw.1["runId"], id, "{raw:?}");
+    // A waited-for sync and a dry run (what `orgsync sync` and `orgsync test` send) wait for
+    // the run in progress, then run.
+    let queued_sync = tokio::spawn({
+        let client = client.clone();
+        async move { client.sync(false).await }
+    });
+    let queued_test = tokio::spawn({
+        let client = client.clone();
+        async move { client.test().await }
+    });
 
     let status = client.status().await.unwrap();
     let current = status
@@ -940,11 +929,16 @@ async fn sync_now_during_a_run_gets_409_with_the_running_id_and_ticks_are_skippe
     );
     client.stop_polling().await.unwrap();
 
-    // The run itself completes normally.
+    // The run itself completes normally, and the queued ones run after it.
     let record = finished_run(&daemon, id, Duration::from_secs(20)).await;
     assert_eq!(record.outcome, RunOutcome::Synced, "{record:#?}");
     assert_eq!(record.trigger, RunTrigger::Manual);
     assert_eq!(server.managed_emails(), emails_of(&PEOPLE));
+    let queued_sync = queued_sync.await.unwrap().expect("the queued sync ran");
+    assert!(queued_sync.run_id > id, "{queued_sync:?}");
+    assert_eq!(queued_sync.report.outcome, SyncOutcome::Unchanged);
+    let queued_test = queued_test.await.unwrap().expect("the queued test ran");
+    assert!(queued_test.run_id > id);
     assert_eq!(server.import_count(), 1);
 
     // And the slot is free again.
@@ -1471,7 +1465,7 @@ async fn a_failing_directory_is_reported_and_polling_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_the_endpoints() {
     let inst = Installation::new();
-    daemon::use_free_port(&inst);
+    daemon::prepare_quiet_daemon(&inst);
     let daemon = Daemon::start(&inst);
     let http = Http::new(&daemon);
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::time::{Duration, Instant};
 
-use orgsync_proto::api::RunTrigger;
+use orgsync_proto::api::{Event, RunTrigger};
 use testkit::cli::Installation;
 use testkit::daemon::{self, Daemon};
 use testkit::orgserver::{OrgServer, OrgServerOptions};
@@ -337,7 +337,7 @@ async fn the_daemon_syncs_a_pushed_change_within_seconds() {
     let server = OrgServer::start(OrgServerOptions::default()).await;
     let inst = installation(&slapd, &server);
     inst.set("sync.interval_minutes", "60");
-    daemon::use_free_port(&inst);
+    daemon::prepare_quiet_daemon(&inst);
     inst.run(&["sync"]).ok();
 
     let daemon = Daemon::start(&inst);
@@ -347,23 +347,68 @@ async fn the_daemon_syncs_a_pushed_change_within_seconds() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Waits on the daemon's events, not on the organization: the member arrives before the run
+    // that sent it has ended.
+    let (finished_tx, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    let client = daemon.client();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut subscribed_tx = Some(subscribed_tx);
+        let _ = client
+            .follow_events(|event| {
+                if let Some(tx) = subscribed_tx.take() {
+                    let _ = tx.send(());
+                }
+                match event {
+                    Event::RunFinished { record } | Event::RunFailed { record } => {
+                        finished_tx.send(record).is_ok()
+                    }
+                    _ => true,
+                }
+            })
+            .await;
+    });
+    // An event proves the stream is open (keep-alive comments do not count): start manual
+    // runs until one is seen.
+    let mut subscribed = subscribed;
+    let opened = Instant::now();
+    loop {
+        let _ = daemon.client().start_sync(false).await;
+        if tokio::time::timeout(Duration::from_secs(2), &mut subscribed)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            opened.elapsed() < Duration::from_secs(60),
+            "no event reached the stream\n{}",
+            daemon.log_tail(30)
+        );
+    }
+
     let l = slapd.ldif();
     slapd.add_ldif(&l.person("hire", "HIRE", Some("hire@example.org")));
     let changed = Instant::now();
-    while !server.managed_emails().contains("hire@example.org") {
-        assert!(
-            changed.elapsed() < Duration::from_secs(10),
-            "the new hire did not reach the organization within 10 s\n{}",
-            daemon.log_tail(30)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let runs = daemon.client().history(10).await.unwrap().runs;
-    let run = runs
-        .iter()
-        .find(|r| r.trigger == RunTrigger::DirectoryChange)
-        .unwrap_or_else(|| panic!("no run for the change: {runs:#?}"));
+    let run = loop {
+        let record = tokio::time::timeout(Duration::from_secs(60), finished.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no run ended within 60 s\n{}", daemon.log_tail(30)))
+            .unwrap();
+        if record.trigger == RunTrigger::DirectoryChange {
+            break record;
+        }
+    };
     assert_eq!(run.summary.invited, 1, "{run:#?}");
+    assert!(server.managed_emails().contains("hire@example.org"));
+    // Pushed, not polled (the poll is an hour away); a generous bound for a loaded machine.
+    assert!(
+        changed.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        changed.elapsed()
+    );
+    let runs = daemon.client().history(10).await.unwrap().runs;
+    assert!(runs.iter().any(|r| r.id == run.id), "{runs:#?}");
 }
 
 /// After each kind of change, the incremental sync applied it and a full read of the same

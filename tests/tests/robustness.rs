@@ -352,3 +352,94 @@ async fn a_hand_edit_that_fails_validation_is_not_adopted_and_the_cli_can_fix_it
     });
     assert_eq!(status["schedule"], "every 7 minutes", "{status}");
 }
+
+/// The daemon's history, newest first, through the CLI.
+fn history(inst: &Installation) -> Vec<serde_json::Value> {
+    inst.run(&["daemon", "history", "--json"]).ok().json()["runs"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sync_waits_for_the_one_in_progress_which_the_history_shows_from_its_start() {
+    let (_slapd, server, inst) = fixture::company(&["alice", "bob"]).await;
+    let daemon = Daemon::start(&inst);
+    // The first import is answered 429 with Retry-After 3: the run takes a few seconds.
+    server.fail_next("/organization/import", 429, Some(3), 1);
+    let first = daemon.client().start_sync(false).await.unwrap().run_id;
+    let runs = history(&inst);
+    assert_eq!(runs[0]["id"], first, "{runs:?}");
+    assert_eq!(runs[0]["outcome"], "running", "{runs:?}");
+
+    // A second `orgsync sync` (and a `test`) wait for it instead of failing.
+    let second = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(second["outcome"], "unchanged", "{second}");
+    inst.run(&["test", "--json"]).ok();
+    let runs = history(&inst);
+    let outcome = |id: u64| {
+        runs.iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["outcome"].clone())
+    };
+    assert_eq!(outcome(first), Some("synced".into()), "{runs:?}");
+    assert_eq!(server.managed_emails().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_run_starts_soon_after_a_start_or_a_crash_not_a_period_later() {
+    let (slapd, server, inst) = fixture::company(&["alice"]).await;
+    inst.set("daemon.catch_up", "true");
+    inst.set("sync.interval_minutes", "60");
+
+    // Never synced: the first start runs soon, not in an hour.
+    let mut daemon = Daemon::start(&inst);
+    let synced = testkit::ports::wait_until(Duration::from_secs(60), || {
+        history(&inst)
+            .iter()
+            .any(|r| r["trigger"] == "schedule" && r["outcome"] == "synced")
+    });
+    assert!(
+        synced,
+        "no scheduled run soon after the start\n{}",
+        daemon.log_tail(20)
+    );
+    assert_eq!(server.managed_emails().len(), 1);
+
+    // Synced just now: switching polling off and on waits for the schedule.
+    inst.run(&["daemon", "stop-polling"]).ok();
+    inst.run(&["daemon", "start-polling"]).ok();
+    let status = inst.run(&["daemon", "status", "--json"]).ok().json();
+    let next = status["nextRunAt"].as_str().unwrap().to_string();
+    let next = chrono::DateTime::parse_from_rfc3339(&next).unwrap();
+    assert!(
+        next.signed_duration_since(chrono::Utc::now()) > chrono::Duration::minutes(50),
+        "{status}"
+    );
+
+    // A crash in the middle of a run: the next start runs again soon.
+    server.fail_next("/organization/import", 429, Some(30), 1);
+    let l = slapd.ldif();
+    slapd.add_ldif(&l.person("bob", "BOB", Some("bob@example.org")));
+    let cut = daemon.client().start_sync(false).await.unwrap().run_id;
+    // Killed while it waits out the server's Retry-After.
+    let throttled = testkit::ports::wait_until(Duration::from_secs(30), || {
+        server.requests().iter().any(|r| r.status == 429)
+    });
+    assert!(throttled, "{}", daemon.log_tail(20));
+    daemon.kill();
+    let mut daemon = Daemon::start(&inst);
+    let recovered = testkit::ports::wait_until(Duration::from_secs(60), || {
+        let runs = history(&inst);
+        runs.iter()
+            .any(|r| r["id"] == cut && r["outcome"] == "interrupted")
+            && runs.iter().any(|r| {
+                r["trigger"] == "schedule"
+                    && r["outcome"] == "synced"
+                    && r["id"].as_u64() > Some(cut)
+            })
+    });
+    assert!(recovered, "{:?}\n{}", history(&inst), daemon.log_tail(20));
+    assert!(server.managed_emails().contains("bob@example.org"));
+    daemon.terminate(Duration::from_secs(30));
+}

@@ -211,8 +211,14 @@ impl Model {
         self.last_run = None;
         self.last_sync = None;
         self.seen_run = None;
-        // Oldest first, so the newest ends up in last_run / last_sync.
-        for record in history.iter().rev().chain(status.last_run.as_ref()) {
+        // Oldest first, so the newest ends up in last_run / last_sync. A run in progress is
+        // news when it ends, not now.
+        let finished = history
+            .iter()
+            .rev()
+            .chain(status.last_run.as_ref())
+            .filter(|record| record.outcome != RunOutcome::Running);
+        for record in finished {
             self.remember(record.clone());
         }
         self.status = Some(status);
@@ -600,6 +606,7 @@ pub fn outcome_text(record: &RunRecord) -> String {
         RunOutcome::Refused => "refused by the removal guard".into(),
         RunOutcome::Skipped => "skipped (another run was in progress)".into(),
         RunOutcome::Interrupted => "interrupted (orgsyncd stopped during it)".into(),
+        RunOutcome::Running => "running".into(),
         RunOutcome::Failed => shorten(&format!(
             "failed: {}",
             record.error.as_deref().unwrap_or("no reason given")

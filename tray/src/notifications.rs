@@ -72,7 +72,7 @@ impl Decider {
             return None;
         }
         match record.outcome {
-            RunOutcome::Skipped | RunOutcome::Tested => None,
+            RunOutcome::Skipped | RunOutcome::Tested | RunOutcome::Running => None,
             RunOutcome::Unchanged => {
                 self.last_problem = None;
                 None

@@ -166,6 +166,7 @@ fn outcome(record: &RunRecord) -> &'static str {
             "interrupted: orgsyncd stopped during the run (nothing recorded; the next sync sends everything again)"
         }
         RunOutcome::Skipped => "skipped (another run was in progress)",
+        RunOutcome::Running => "running",
     }
 }
 

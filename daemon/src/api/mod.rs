@@ -59,7 +59,7 @@ impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> ApiError {
         let message = error.to_string();
         let (status, code, run_id) = match &error {
-            ServiceError::RunInProgress(id) => {
+            ServiceError::RunInProgress(id) | ServiceError::StillInProgress(id, _) => {
                 (StatusCode::CONFLICT, ErrorCode::RunInProgress, Some(*id))
             }
             ServiceError::ShuttingDown => (
