@@ -123,9 +123,14 @@ pub enum OrgError {
     #[error("the organization server rejected the import (HTTP {status}): {body}")]
     Rejected { status: u16, body: String },
     #[error(
-        "the organization server answered HTTP {status} {attempts} times in a row; try again later"
+        "the organization server answered HTTP {status} {attempts} times in a row, the last time: {message}; if that names a limit (seats, plan), fix it first, else try again later"
     )]
-    GaveUp { status: u16, attempts: u32 },
+    GaveUp {
+        status: u16,
+        attempts: u32,
+        /// What the server said the last time, so a lasting refusal is not mistaken for a blip.
+        message: String,
+    },
     #[error("unexpected answer from {url}: {message}")]
     Protocol { url: String, message: String },
     #[error("cannot use server.ca_file {path}: {message}")]
@@ -275,9 +280,11 @@ impl OrgClient {
                         return Ok(response);
                     }
                     if attempt >= MAX_ATTEMPTS {
+                        let body = response.text().await.unwrap_or_default();
                         return Err(OrgError::GaveUp {
                             status: status.as_u16(),
                             attempts: attempt,
+                            message: error_message(status.as_u16(), &body),
                         });
                     }
                     let wait = retry_after(&response)

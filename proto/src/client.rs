@@ -312,29 +312,60 @@ impl Client {
             });
         }
         let mut stream = response.bytes_stream();
-        let mut buffer = String::new();
+        let mut events = SseBuffer::default();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ClientError::Unreachable(e.to_string()))?;
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            // SSE events end with a blank line; only `data:` lines matter here.
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let data: Vec<&str> = block
-                    .lines()
-                    .filter_map(|line| line.strip_prefix("data:"))
-                    .map(str::trim_start)
-                    .collect();
-                if data.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                let event: Event = serde_json::from_str(&data.join("\n"))
-                    .map_err(|e| ClientError::Protocol(format!("bad event {block:?}: {e}")))?;
+            for data in events.push(&chunk) {
+                let event: Event = serde_json::from_str(&data)
+                    .map_err(|e| ClientError::Protocol(format!("bad event {data:?}: {e}")))?;
                 if !on_event(event) {
                     return Ok(());
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Server-Sent Events as they arrive in chunks: bytes are kept until an event is complete
+/// (ended by a blank line) and only then decoded, so a character split across two chunks
+/// arrives whole. Yields each event's `data` (its `data:` lines joined); comments (keep-alives)
+/// and other fields are dropped, as this API uses none.
+#[derive(Default)]
+struct SseBuffer {
+    pending: Vec<u8>,
+}
+
+impl SseBuffer {
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some(end) = find_blank_line(&self.pending) {
+            let block: Vec<u8> = self.pending.drain(..end).collect();
+            let text = String::from_utf8_lossy(&block);
+            let data: Vec<&str> = text
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(|value| value.strip_prefix(' ').unwrap_or(value))
+                .collect();
+            if !data.is_empty() {
+                out.push(data.join("\n"));
+            }
+        }
+        out
+    }
+}
+
+/// The end (past the blank line) of the first complete event in `bytes`: `\n\n`, or `\r\n\r\n`.
+fn find_blank_line(bytes: &[u8]) -> Option<usize> {
+    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -359,4 +390,26 @@ fn nonce() -> String {
 pub fn read_daemon_info(data_dir: &Path) -> Option<DaemonInfo> {
     let text = std::fs::read_to_string(data_dir.join(DAEMON_FILE)).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_split_inside_a_character_arrives_whole() {
+        let event = "event: runStarted\ndata: {\"name\":\"Zoë\"}\n\n".as_bytes();
+        let split = event.iter().position(|&b| b == 0xc3).unwrap() + 1; // inside 'ë'
+        let mut buffer = SseBuffer::default();
+        assert!(buffer.push(&event[..split]).is_empty());
+        assert_eq!(buffer.push(&event[split..]), vec!["{\"name\":\"Zoë\"}"]);
+    }
+
+    #[test]
+    fn comments_are_skipped_and_events_split_at_blank_lines() {
+        let mut buffer = SseBuffer::default();
+        let out = buffer.push(b": keep-alive\n\ndata: 1\n\ndata: a\ndata: b\r\n\r\ndata: tail");
+        assert_eq!(out, vec!["1", "a\nb"]);
+        assert_eq!(buffer.push(b"\n\n"), vec!["tail"]);
+    }
 }

@@ -443,3 +443,16 @@ async fn an_overdue_run_starts_soon_after_a_start_or_a_crash_not_a_period_later(
     assert!(server.managed_emails().contains("bob@example.org"));
     daemon.terminate(Duration::from_secs(30));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_keeps_failing_is_quoted_when_orgsync_gives_up() {
+    let (_slapd, server, inst) = fixture::company(&["alice"]).await;
+    server.fail_next("/organization/import", 500, Some(0), 10);
+    let out = inst.run(&["sync"]).expect_code(1);
+    assert!(
+        out.stderr.contains("HTTP 500 5 times in a row")
+            && out.stderr.contains("An unhandled server error has occurred"),
+        "{}",
+        out.stderr
+    );
+}
