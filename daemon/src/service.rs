@@ -780,7 +780,15 @@ impl Service {
             .config_rejected
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
-        tracing::info!("configuration updated");
+        // The keys, never values: secrets are not config keys, but filters and paths may be
+        // nobody's business in a log either.
+        let keys: Vec<&str> = update
+            .set
+            .keys()
+            .map(String::as_str)
+            .chain(update.unset.iter().map(|k| k.as_str()))
+            .collect();
+        tracing::info!("configuration changed through the API: {}", keys.join(", "));
         self.emit(Event::ConfigChanged);
         self.inner.reschedule.notify_waiters();
         Ok(())

@@ -172,7 +172,7 @@ pub struct DaemonStatus {
 /// `POST /v1/sync`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SyncRequest {
     /// Lift the removal guard for this run.
     pub allow_removals: bool,
@@ -254,7 +254,7 @@ pub struct ConfigView {
 /// Applied together, validated before the file changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ConfigUpdate {
     pub set: BTreeMap<String, String>,
     pub unset: Vec<String>,
@@ -263,7 +263,7 @@ pub struct ConfigUpdate {
 /// `POST /v1/login`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     pub client_id: String,
     pub client_secret: String,
@@ -310,10 +310,16 @@ pub enum ErrorCode {
     RunFailed,
     /// The sync was refused by the removal guard or duplicate emails (409).
     Refused,
-    /// The request is malformed (400).
+    /// The request is malformed (400): bad JSON, an unknown field, a bad query.
     BadRequest,
     /// No such path (404).
     NotFound,
+    /// The path does not take this method (405).
+    MethodNotAllowed,
+    /// The body is larger than the API accepts (413).
+    PayloadTooLarge,
+    /// The body is not JSON (415).
+    UnsupportedMediaType,
     /// The daemon is shutting down (503).
     ShuttingDown,
     /// A bug or an unexpected local failure (500).

@@ -451,8 +451,78 @@ async fn a_server_that_keeps_failing_is_quoted_when_orgsync_gives_up() {
     let out = inst.run(&["sync"]).expect_code(1);
     assert!(
         out.stderr.contains("HTTP 500 5 times in a row")
-            && out.stderr.contains("An unhandled server error has occurred"),
+            && out
+                .stderr
+                .contains("An unhandled server error has occurred"),
         "{}",
         out.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_rejection_has_the_documented_error_shape() {
+    let (_slapd, _server, inst) = fixture::company(&["alice"]).await;
+    let daemon = Daemon::start(&inst);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = |path: &str| format!("{}{path}", daemon.url());
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let cases = [
+        (http.put(url("/v1/status")), 405, "method_not_allowed"),
+        (
+            http.post(url("/v1/sync")).body("{not json"),
+            400,
+            "bad_request",
+        ),
+        (
+            http.post(url("/v1/sync"))
+                .body(r#"{"wait": true, "allowRemoval": true}"#),
+            400,
+            "bad_request",
+        ),
+        (http.get(url("/v1/history?limit=many")), 400, "bad_request"),
+        (
+            http.post(url("/v1/login")).body(r#"{"clientId": "x"}"#),
+            400,
+            "bad_request",
+        ),
+        (
+            http.put(url("/v1/config")).body(huge),
+            413,
+            "payload_too_large",
+        ),
+        (http.get(url("/v1/nothing-here")), 404, "not_found"),
+    ];
+    for (request, status, code) in cases {
+        let response = request.bearer_auth(daemon.token()).send().await.unwrap();
+        let got = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+        assert!(
+            !body["message"].as_str().unwrap_or_default().is_empty(),
+            "{body}"
+        );
+    }
+    // An unknown field names itself.
+    let response = http
+        .post(url("/v1/sync"))
+        .bearer_auth(daemon.token())
+        .body(r#"{"allowRemoval": true}"#)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("allowRemoval"),
+        "{body}"
+    );
+
+    // Config changes through the API are logged by key.
+    inst.run(&["config", "set", "sync.interval_minutes", "9"])
+        .ok();
+    let logged = testkit::ports::wait_until(Duration::from_secs(10), || {
+        daemon
+            .log()
+            .contains("configuration changed through the API: sync.interval_minutes")
+    });
+    assert!(logged, "{}", daemon.log_tail(10));
 }

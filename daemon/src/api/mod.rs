@@ -144,7 +144,48 @@ pub fn router(
         .route(paths::OPENAPI, get(openapi))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn(error_bodies))
         .with_state(state)
+}
+
+/// Every rejection in the documented `{code, message}` shape, also those axum makes itself
+/// (a wrong method, a body too large or not JSON, a bad query) in plain text.
+async fn error_bodies(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
+    };
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let message = match (status, text.is_empty()) {
+        (StatusCode::METHOD_NOT_ALLOWED, _) => {
+            "this path does not take that method; see /v1/openapi.json".to_string()
+        }
+        (_, true) => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_string(),
+        (_, false) => text,
+    };
+    ApiError::new(status, code, message).into_response()
 }
 
 /// Loopback host names a browser or client may use for the API.
@@ -230,6 +271,12 @@ fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
+    required_body(bytes)
+}
+
+/// Parses a JSON body that must be there. Unknown fields are errors (a typo must not be
+/// silently ignored).
+fn required_body<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -410,10 +457,8 @@ async fn update_config(State(state): State<ApiState>, bytes: Bytes) -> ApiResult
 
 #[utoipa::path(post, path = "/v1/login", request_body = LoginRequest, responses(
     (status = 200, body = LoginDone), (status = 502, body = ErrorBody)))]
-async fn login(
-    State(state): State<ApiState>,
-    Json(request): Json<LoginRequest>,
-) -> ApiResult<Json<LoginDone>> {
+async fn login(State(state): State<ApiState>, bytes: Bytes) -> ApiResult<Json<LoginDone>> {
+    let request: LoginRequest = required_body(&bytes)?;
     let organization_id = state
         .service
         .login(&request.client_id, &request.client_secret)
