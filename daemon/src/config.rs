@@ -540,16 +540,31 @@ pub enum ExternalIdSource {
 impl Config {
     /// Parses a config file's text. `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let key = e.span().and_then(|span| key_at(text, span.start));
+            let message = humanise(&e.to_string());
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: match key {
+                    Some(key) => format!("{key}: {message}"),
+                    None => message,
+                },
+            }
         })
     }
 
-    /// Loads the file, or the defaults if it does not exist yet.
+    /// Loads the file, or the defaults if it does not exist yet. Relative file paths in it are
+    /// taken from the file's own directory, never the working directory (which differs under
+    /// systemd).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, path),
+            Ok(text) => {
+                let mut config = Config::parse(&text, path)?;
+                if let Some(dir) = path.parent() {
+                    config.anchor_paths(dir);
+                }
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(source) => Err(ConfigError::Read {
                 path: path.to_path_buf(),
@@ -588,9 +603,119 @@ impl Config {
             sync: self.sync.clone(),
             safety: self.safety.clone(),
             secrets: self.secrets.clone(),
-            warnings: self.sync.inert_keys(),
+            warnings: self.warnings(),
         })
     }
+
+    /// Settings that work but that an admin should hear about on every run: keys that do
+    /// nothing, and secrets that would travel in clear.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.sync.inert_keys();
+        let host = self.ldap.host.trim();
+        if self.ldap.encryption == Encryption::None && !host.is_empty() && !is_loopback_host(host) {
+            let of = match self.ldap.bind_dn.trim() {
+                "" => String::new(),
+                dn => format!(" of {dn}"),
+            };
+            warnings.push(format!(
+                "ldap.encryption = none: the bind password{of} travels in clear to {host}; use `orgsync config set ldap.encryption ldaps` (or starttls)"
+            ));
+        }
+        for (key, url) in [
+            ("server.url", Some(self.server.url.as_str())),
+            ("server.api_url", self.server.api_url.as_deref()),
+            ("server.identity_url", self.server.identity_url.as_deref()),
+        ] {
+            let Some(rest) = url.and_then(|u| u.trim().strip_prefix("http://")) else {
+                continue;
+            };
+            let host = url_host(rest);
+            if !is_loopback_host(host) {
+                warnings.push(format!(
+                    "{key} is http://: the organization's client secret and access tokens travel in clear to {host}; use https://"
+                ));
+            }
+        }
+        warnings
+    }
+
+    /// Makes relative file paths absolute, from `dir`.
+    fn anchor_paths(&mut self, dir: &Path) {
+        for path in [
+            &mut self.server.ca_file,
+            &mut self.ldap.ca_file,
+            &mut self.ldap.client_cert_file,
+            &mut self.ldap.client_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        }
+    }
+}
+
+/// Keys whose values are file paths: `config set` stores them absolute.
+pub const PATH_KEYS: [&str; 4] = [
+    "server.ca_file",
+    "ldap.ca_file",
+    "ldap.client_cert_file",
+    "ldap.client_key_file",
+];
+
+/// `localhost`, `127.x.y.z`, `::1` (bracketed or not).
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The host of a URL's part after `scheme://` (without port, path or user).
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default();
+    }
+    authority.split(':').next().unwrap_or_default()
+}
+
+/// The dotted key (`sync.interval_minutes`) whose value sits at byte `offset` of a TOML text.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let name = line.split_once('=')?.0.trim().trim_matches('"');
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim());
+    Some(match table {
+        Some(table) => format!("{table}.{name}"),
+        None => name.to_string(),
+    })
+}
+
+/// Serde's wording for people: no Rust type names.
+fn humanise(message: &str) -> String {
+    message
+        .replace("expected u16", "expected a whole number from 0 to 65535")
+        .replace(
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        )
+        .replace("expected u64", "expected a whole number")
+        .replace("expected usize", "expected a whole number")
+        .replace("expected a boolean", "expected true or false")
+        .replace("expected a string", "expected text")
+        .replace("invalid type: string", "invalid value: text")
+        .replace("invalid type: integer", "invalid value: the number")
 }
 
 impl SyncConfig {
@@ -691,46 +816,64 @@ fn check_url(key: &str, value: &str, problems: &mut Vec<Problem>) -> String {
     trimmed.to_string()
 }
 
+/// What a PEM file must hold.
+#[derive(Clone, Copy)]
+enum Pem {
+    Certificates,
+    PrivateKey,
+}
+
 fn check_file(key: &str, path: Option<&Path>, problems: &mut Vec<Problem>) {
-    if let Some(path) = path
-        && !path.is_file()
-    {
+    let pem = match key.ends_with("client_key_file") {
+        true => Pem::PrivateKey,
+        false => Pem::Certificates,
+    };
+    let Some(path) = path else { return };
+    let problem = if !path.is_file() {
+        Some(format!(
+            "file {} does not exist or is not readable; fix the path or remove the key",
+            path.display()
+        ))
+    } else {
+        pem_problem(path, pem)
+    };
+    if let Some(message) = problem {
         problems.push(Problem {
             key: key.into(),
-            message: format!(
-                "file {} does not exist or is not readable; fix the path or remove the key",
-                path.display()
-            ),
+            message,
         });
     }
 }
 
-/// Checks that a filter is one parenthesised LDAP filter with balanced parentheses.
+/// Why the file does not hold what it must, if it does not.
+fn pem_problem(path: &Path, pem: Pem) -> Option<String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    match pem {
+        Pem::Certificates => {
+            let found = CertificateDer::pem_file_iter(path)
+                .map(|certs| certs.filter(Result::is_ok).count())
+                .unwrap_or(0);
+            (found == 0).then(|| {
+                format!(
+                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA certificate file",
+                    path.display()
+                )
+            })
+        }
+        Pem::PrivateKey => PrivateKeyDer::from_pem_file(path).is_err().then(|| {
+            format!(
+                "{} holds no PEM private key (-----BEGIN PRIVATE KEY----- or RSA/EC); give the client's key file",
+                path.display()
+            )
+        }),
+    }
+}
+
+/// Checks a filter with ldap3's own RFC 4515 parser, the one that will send it.
 fn check_filter(key: &str, filter: &str, problems: &mut Vec<Problem>) {
     let filter = filter.trim();
-    let mut depth = 0i32;
-    let mut closed_at_top = 0;
-    let mut escaped = false;
-    for c in filter.chars() {
-        match c {
-            '\\' => escaped = !escaped,
-            '(' if !escaped => depth += 1,
-            ')' if !escaped => {
-                depth -= 1;
-                if depth == 0 {
-                    closed_at_top += 1;
-                }
-                if depth < 0 {
-                    break;
-                }
-            }
-            _ => escaped = false,
-        }
-        if c != '\\' {
-            escaped = false;
-        }
-    }
-    if !filter.starts_with('(') || depth != 0 || closed_at_top != 1 || !filter.ends_with(')') {
+    if !filter.starts_with('(') || ldap3::parse_filter(filter).is_err() {
         problems.push(Problem {
             key: key.into(),
             message: format!(
@@ -770,6 +913,13 @@ impl LdapConfig {
             problems.push(Problem {
                 key: "ldap.root_path".into(),
                 message: format!("{root_path:?} is not a DN; write it like dc=example,dc=org"),
+            });
+        }
+        if self.port == Some(0) {
+            problems.push(Problem {
+                key: "ldap.port".into(),
+                message: "0 is not a port; use 1 to 65535, or unset it for 389 (636 with ldaps)"
+                    .into(),
             });
         }
         if self.page_size == 0 || self.page_size > 100_000 {
@@ -1030,28 +1180,46 @@ pub fn set_key(
             "{key:?} is not a config key; keys look like ldap.host or sync.user_filter (see `orgsync config show`)"
         )));
     }
+    // A relative path is made absolute from where the command runs, which is where the admin
+    // meant it (the daemon's working directory is another).
+    let absolute;
+    let value = match value {
+        Some(value) if PATH_KEYS.contains(&key) && Path::new(value.trim()).is_relative() => {
+            let cwd = std::env::current_dir().map_err(|e| {
+                ConfigError::Key(format!(
+                    "cannot make {key} = {value} absolute (no working directory: {e}); give an absolute path"
+                ))
+            })?;
+            absolute = cwd.join(value.trim()).display().to_string();
+            Some(absolute.as_str())
+        }
+        other => other,
+    };
     let candidates: Vec<toml_edit::Item> = match value {
         None => vec![toml_edit::Item::None],
         Some(value) => typed_candidates(value),
     };
-    let mut last_error = None;
+    // The most specific reading's complaint is the telling one (a number said as a number).
+    let mut first_error = None;
     for candidate in candidates {
         let mut trial = doc.clone();
         place(&mut trial, &parts, candidate);
         match Config::parse(&trial.to_string(), path) {
             Ok(_) => {
                 doc = trial;
-                last_error = None;
+                first_error = None;
                 break;
             }
-            Err(ConfigError::Parse { message, .. }) => last_error = Some(message),
+            Err(ConfigError::Parse { message, .. }) => {
+                first_error.get_or_insert(message);
+            }
             Err(other) => return Err(other),
         }
     }
-    if let Some(message) = last_error {
+    if let Some(message) = first_error {
         let message = message.trim().replace('\n', " ");
         return Err(ConfigError::Key(match value {
-            Some(value) => format!("cannot set {key} to {value:?}: {message}"),
+            Some(value) => format!("cannot set {key} to {value}: {message}"),
             None => format!("cannot unset {key}: {message}"),
         }));
     }

@@ -2,7 +2,7 @@
 //! HOME, config file and data directory, a clean environment (no keyring session bus, so secrets
 //! go to the 0600 file), and only the variables a test passes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tempfile::TempDir;
@@ -157,6 +157,21 @@ impl Installation {
     /// Runs `orgsync <args>`.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with_stdin(args, None)
+    }
+
+    /// Runs `orgsync <args>` with `dir` as its working directory.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let output = self
+            .command(binary("orgsync"))
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run orgsync");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 
     /// `orgsync last-sync users|groups`: the time, or `None` if never.

@@ -526,3 +526,117 @@ async fn every_api_rejection_has_the_documented_error_shape() {
     });
     assert!(logged, "{}", daemon.log_tail(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_set_checks_values_with_real_parsers_and_names_the_key() {
+    let inst = Installation::new();
+    let refused = |args: &[&str], key: &str, says: &str| {
+        let out = inst.run(args).expect_code(2);
+        assert!(
+            out.stderr.contains(key) && out.stderr.contains(says),
+            "{args:?}: {}",
+            out.stderr
+        );
+        for rust in ["u16", "u32", "u64", "usize", "a boolean"] {
+            assert!(
+                !out.stderr.contains(rust),
+                "{args:?} speaks Rust: {}",
+                out.stderr
+            );
+        }
+    };
+    refused(
+        &["config", "set", "ldap.port", "70000"],
+        "ldap.port",
+        "65535",
+    );
+    refused(
+        &["config", "set", "ldap.port", "0"],
+        "ldap.port",
+        "0 is not a port",
+    );
+    refused(
+        &["config", "set", "sync.interval_minutes", "five"],
+        "sync.interval_minutes",
+        "whole number",
+    );
+    refused(
+        &["config", "set", "ldap.paged_search", "maybe"],
+        "ldap.paged_search",
+        "true or false",
+    );
+    refused(
+        &["config", "set", "sync.user_filter", "(cn)"],
+        "sync.user_filter",
+        "(cn)",
+    );
+    refused(
+        &["config", "set", "ldap.disabled_filter", "(&(a=1)"],
+        "ldap.disabled_filter",
+        "LDAP filter",
+    );
+    let junk = inst.data_dir().with_file_name("not-a-ca.pem");
+    std::fs::write(&junk, "hello\n").unwrap();
+    refused(
+        &["config", "set", "ldap.ca_file", junk.to_str().unwrap()],
+        "ldap.ca_file",
+        "holds no PEM certificate",
+    );
+
+    // Secrets that would travel in clear are warned about at once (nothing is contacted).
+    let out = inst
+        .run(&["config", "set", "ldap.host", "ldap.corp.example"])
+        .ok();
+    assert!(
+        out.stderr.contains("travels in clear to ldap.corp.example"),
+        "{}",
+        out.stderr
+    );
+    let out = inst
+        .run(&["config", "set", "server.url", "http://vault.corp.example"])
+        .ok();
+    assert!(
+        out.stderr.contains("server.url is http://"),
+        "{}",
+        out.stderr
+    );
+    let out = inst.run(&["config", "set", "ldap.host", "127.0.0.1"]).ok();
+    assert!(
+        !out.stderr.contains("ldap.encryption = none"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_file_paths_never_depend_on_the_working_directory() {
+    let slapd = testkit::slapd::Slapd::start(testkit::slapd::SlapdOptions::default());
+    testkit::fixture::seed_people(&slapd, &["alice"]);
+    let inst = Installation::new();
+    inst.use_slapd(&slapd);
+    inst.set("ldap.encryption", "ldaps");
+    inst.set("ldap.port", &slapd.ldaps_port().to_string());
+
+    // `config set` from the CA's own directory stores the path absolute.
+    let ca_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(slapd.ca_pem(), ca_dir.path().join("ca.pem")).unwrap();
+    let out = inst
+        .run_in(ca_dir.path(), &["config", "set", "ldap.ca_file", "ca.pem"])
+        .ok();
+    let absolute = ca_dir.path().join("ca.pem").display().to_string();
+    assert!(out.stdout.contains(&absolute), "{}", out.stdout);
+    let text = std::fs::read_to_string(inst.config_file()).unwrap();
+    assert!(text.contains(&absolute), "{text}");
+    inst.run_in(Path::new("/"), &["test", "--json"]).ok();
+
+    // A relative path written by hand is taken from the config file's directory.
+    let beside = inst.config_file().with_file_name("directory-ca.pem");
+    std::fs::copy(slapd.ca_pem(), &beside).unwrap();
+    std::fs::write(
+        inst.config_file(),
+        text.replace(&absolute, "directory-ca.pem"),
+    )
+    .unwrap();
+    let report = inst.run_in(Path::new("/"), &["test", "--json"]).ok().json();
+    assert_eq!(report["users"]["enabled"][0]["email"], "alice@example.org");
+}

@@ -516,16 +516,27 @@ async fn write_key(
         }
     }
     match value {
-        Some(value) => println!("Set {key} = {value} in {}.", path.display()),
+        Some(value) => {
+            // A relative path was stored absolute (see `config::set_key`); say what was stored.
+            let stored = match orgsync::config::PATH_KEYS.contains(&key) {
+                true => std::env::current_dir()
+                    .map(|cwd| cwd.join(value.trim()).display().to_string())
+                    .unwrap_or_else(|_| value.to_string()),
+                false => value.to_string(),
+            };
+            println!("Set {key} = {stored} in {}.", path.display())
+        }
         None => println!(
             "Removed {key} from {}; its default applies.",
             path.display()
         ),
     }
-    // A key that is accepted but does nothing is said so at once, not only at the next run.
+    // What every run will warn about in this key's section is said at once (a key that does
+    // nothing, a password that would travel in clear).
+    let section = key.split('.').next().unwrap_or(key);
     if let Ok(config) = Config::load(path) {
-        for warning in config.sync.inert_keys() {
-            if warning.starts_with(key) {
+        for warning in config.warnings() {
+            if warning.starts_with(&format!("{section}.")) {
                 eprintln!("warning: {warning}");
             }
         }
