@@ -548,29 +548,39 @@ pub fn api_key(secrets: &Secrets) -> Result<Option<ApiKey>, RunError> {
 }
 
 /// Logs in with an API key, checks it against the server, and stores it. Needs only the server
-/// part of the configuration, so it works before the directory is set up.
+/// part of the configuration, so it works before the directory is set up. Returns the
+/// organization whose key this one replaced, if it was another's (its sync state is then
+/// started afresh).
 pub async fn login(
     server: &ResolvedServer,
     state: &State,
     secrets: &Secrets,
     key: &ApiKey,
-) -> Result<(), RunError> {
+) -> Result<Option<String>, RunError> {
     crate::org::validate_client_id(&key.client_id).map_err(RunError::Usage)?;
     let client = OrgClient::new(server, &state.device_id()?)?;
     let token = client.login(key, now().timestamp()).await?;
     let organization = key.organization_id().to_string();
-    if let Some(previous) = state.organization_id()?
-        && previous != organization
+    let stored_key = api_key(secrets)?.map(|k| k.organization_id().to_string());
+    let synced = state.organization_id()?;
+    let replaced = [stored_key, synced.clone()]
+        .into_iter()
+        .flatten()
+        .find(|previous| *previous != organization);
+    if let Some(previous) = &synced
+        && *previous != organization
     {
-        tracing::warn!(
-            "the API key belongs to organization {organization}, not {previous}; starting its sync state afresh"
-        );
         state.reset_for_organization(&organization)?;
+    }
+    if let Some(previous) = &replaced {
+        tracing::warn!(
+            "the API key belongs to organization {organization}, not {previous}; this installation now syncs {organization}, from a fresh sync state"
+        );
     }
     secrets.set(SecretKey::OrgClientId, &Secret::new(&key.client_id))?;
     secrets.set(SecretKey::OrgClientSecret, &key.client_secret)?;
     secrets.set(SecretKey::AccessToken, &token.to_stored())?;
-    Ok(())
+    Ok(replaced)
 }
 
 /// Forgets the API key and token; returns whether there was one. Sync state stays.

@@ -809,14 +809,14 @@ impl Service {
         &self,
         client_id: &str,
         client_secret: &str,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<(String, Option<String>), ServiceError> {
         let server = self.config().server.resolve_alone()?;
         let key = ApiKey {
             client_id: client_id.trim().to_string(),
             client_secret: Secret::new(client_secret.trim()),
         };
-        engine::login(&server, &self.inner.state, &self.inner.secrets, &key).await?;
-        Ok(key.organization_id().to_string())
+        let replaced = engine::login(&server, &self.inner.state, &self.inner.secrets, &key).await?;
+        Ok((key.organization_id().to_string(), replaced))
     }
 
     pub fn logout(&self) -> Result<InstallationStatus, ServiceError> {

@@ -277,6 +277,10 @@ pub struct LoginDone {
     pub organization_id: String,
     /// Where the key is kept.
     pub secrets: String,
+    /// The organization whose key this login replaced, when it was another (its sync state
+    /// was started afresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_organization: Option<String>,
 }
 
 /// Every error answer.

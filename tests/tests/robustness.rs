@@ -640,3 +640,56 @@ async fn relative_file_paths_never_depend_on_the_working_directory() {
     let report = inst.run_in(Path::new("/"), &["test", "--json"]).ok().json();
     assert_eq!(report["users"]["enabled"][0]["email"], "alice@example.org");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_config_files_never_share_a_data_directory_silently() {
+    let (_slapd, server, inst) = fixture::company(&["alice"]).await;
+    inst.run(&["status"]).ok();
+    let owner = std::fs::read_to_string(inst.data_dir().join("config-path")).unwrap();
+    assert!(owner.contains("config.toml"), "{owner}");
+
+    // Another config file with the same data directory is refused, for every command.
+    let other = inst.config_file().with_file_name("other.toml");
+    let other_arg = other.to_str().unwrap();
+    for args in [&["status"][..], &["login", "x", "y"], &["sync"]] {
+        let mut full = vec!["--config", other_arg];
+        full.extend_from_slice(args);
+        let out = inst.run(&full).expect_code(2);
+        assert!(
+            out.stderr.contains("belongs to the config file") && out.stderr.contains("--data-dir"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // With a data directory of its own, it is an installation of its own.
+    let own = inst.data_dir().with_file_name("other-data");
+    let own_arg = own.to_str().unwrap();
+    let status = inst
+        .run(&[
+            "--config",
+            other_arg,
+            "--data-dir",
+            own_arg,
+            "status",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(status["dataDir"], own_arg, "{status}");
+    assert_eq!(status["loggedIn"], false, "{status}");
+
+    // A login that replaces another organization's key says so.
+    let second = testkit::orgserver::OrgServer::start(Default::default()).await;
+    inst.set("server.url", &second.base_url());
+    let out = inst
+        .run(&["login", &second.client_id(), &second.client_secret()])
+        .ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "this replaced the API key of organization {}",
+            server.org_id()
+        )),
+        "{}",
+        out.stderr
+    );
+}

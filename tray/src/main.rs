@@ -24,6 +24,11 @@ struct Args {
     #[arg(long, env = "ORGSYNC_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Data directory of the installation, where its daemon announces itself [default:
+    /// ~/.local/share/orgsync]
+    #[arg(long, env = "ORGSYNC_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
     /// More log output on stderr (-v the tray's debug lines, -vv everything)
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -32,7 +37,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.verbose);
-    let installation = match Paths::resolve(args.config) {
+    let installation = match Paths::resolve_with(args.config, args.data_dir) {
         Ok(installation) => installation,
         Err(e) => {
             tracing::error!("{e}");

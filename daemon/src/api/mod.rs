@@ -459,13 +459,14 @@ async fn update_config(State(state): State<ApiState>, bytes: Bytes) -> ApiResult
     (status = 200, body = LoginDone), (status = 502, body = ErrorBody)))]
 async fn login(State(state): State<ApiState>, bytes: Bytes) -> ApiResult<Json<LoginDone>> {
     let request: LoginRequest = required_body(&bytes)?;
-    let organization_id = state
+    let (organization_id, replaced_organization) = state
         .service
         .login(&request.client_id, &request.client_secret)
         .await?;
     Ok(Json(LoginDone {
         organization_id,
         secrets: state.service.secrets_description(),
+        replaced_organization,
     }))
 }
 

@@ -29,6 +29,11 @@ struct Args {
     #[arg(long, env = "ORGSYNC_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Data directory: sync state, secrets file, daemon.json and api-token [default:
+    /// ~/.local/share/orgsync]. Each config file needs its own
+    #[arg(long, env = "ORGSYNC_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
     /// Log format on stderr: text (journald-friendly) or json (one object per line, for shippers)
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -98,7 +103,8 @@ fn init_logging(format: LogFormat, verbose: u8) {
 }
 
 async fn run(args: Args) -> Result<(), (u8, String)> {
-    let paths = Paths::resolve(args.config).map_err(|e| (2, e))?;
+    let paths = Paths::resolve_with(args.config, args.data_dir).map_err(|e| (2, e))?;
+    paths.check_owner(true).map_err(|e| (2, e))?;
     // A bad config or a damaged state file needs a person: exit 2, which the systemd units
     // do not restart on (RestartPreventExitStatus), instead of failing again every few seconds.
     let service = Service::open(paths.clone()).map_err(|e| match &e {

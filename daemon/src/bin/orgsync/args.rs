@@ -18,6 +18,11 @@ pub struct Args {
     #[arg(long, global = true, env = "ORGSYNC_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Data directory: sync state, secrets file, daemon files [default: ~/.local/share/orgsync].
+    /// Each config file needs its own; orgsync refuses to share one between two
+    #[arg(long, global = true, env = "ORGSYNC_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
     /// More log output on stderr (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -83,6 +88,22 @@ pub enum Command {
 impl Command {
     /// Whether the command reads or writes the sync state (or config the daemon must see), and
     /// so must go through a running daemon.
+    /// Whether the command only looks: it checks that the data directory belongs to this
+    /// config file, but creates nothing.
+    pub fn only_looks(&self) -> bool {
+        match self {
+            Command::Status { .. } | Command::LastSync { .. } => true,
+            Command::Config { command } => {
+                matches!(command, ConfigCommand::Path | ConfigCommand::Show)
+            }
+            Command::Daemon { command } => matches!(
+                command,
+                DaemonCommand::Status { .. } | DaemonCommand::History { .. }
+            ),
+            _ => false,
+        }
+    }
+
     pub fn uses_state(&self) -> bool {
         match self {
             Command::Config { command } => {

@@ -123,7 +123,11 @@ struct Installation {
 
 impl Installation {
     fn open(args: &Args) -> Result<Installation, Failure> {
-        let paths = Paths::resolve(args.config.clone()).map_err(Failure::Usage)?;
+        let paths = Paths::resolve_with(args.config.clone(), args.data_dir.clone())
+            .map_err(Failure::Usage)?;
+        paths
+            .check_owner(!args.command.only_looks())
+            .map_err(Failure::Usage)?;
         let config = Config::load(&paths.config_file).map_err(|e| e.to_string());
         Ok(Installation { paths, config })
     }
@@ -394,13 +398,17 @@ async fn login(
         Some(secret) => secret,
         None => prompt_secret("client_secret: ")?,
     };
-    let (organization, where_kept) = match daemon {
+    let (organization, where_kept, replaced) = match daemon {
         Some(client) => {
             let done = client
                 .login(client_id.trim(), client_secret.trim())
                 .await
                 .map_err(api_failure)?;
-            (done.organization_id, done.secrets)
+            (
+                done.organization_id,
+                done.secrets,
+                done.replaced_organization,
+            )
         }
         None => {
             let server = installation.config()?.server.resolve_alone()?;
@@ -410,14 +418,20 @@ async fn login(
             };
             let secrets = installation.secrets()?;
             let state = installation.state()?;
-            engine::login(&server, &state, &secrets, &key).await?;
+            let replaced = engine::login(&server, &state, &secrets, &key).await?;
             (
                 key.organization_id().to_string(),
                 secrets.description().to_string(),
+                replaced,
             )
         }
     };
     println!("Logged in to organization {organization}; the API key is kept in the {where_kept}.");
+    if let Some(previous) = replaced {
+        eprintln!(
+            "warning: this replaced the API key of organization {previous}: this installation now syncs {organization}, from a fresh sync state. To sync both, give each its own config file and data directory (--config, --data-dir)"
+        );
+    }
     Ok(())
 }
 
