@@ -431,6 +431,9 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         state,
         &active,
     );
+    if !options.remove_disabled {
+        warnings.extend(disabled_invites(&members, state));
+    }
     let refusal = guard(snapshot, state, options, &diff);
     let removal_emails = members
         .iter()
@@ -465,6 +468,30 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         users_synced: snapshot.users.is_some(),
         groups_synced: snapshot.groups.is_some(),
     }
+}
+
+/// Says who is invited although disabled (with `remove_disabled` off, as in Directory
+/// Connector), so an admin who set a disabled filter is not surprised.
+fn disabled_invites(members: &[Member<'_>], state: &SyncedState) -> Option<String> {
+    let disabled: Vec<&str> = members
+        .iter()
+        .filter(|m| m.user.disabled && !m.removed)
+        .filter(|m| !state.members.contains_key(&m.user.external_id))
+        .map(|m| m.email)
+        .collect();
+    if disabled.is_empty() {
+        return None;
+    }
+    let shown = &disabled[..disabled.len().min(10)];
+    let more = match disabled.len() - shown.len() {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Some(format!(
+        "{} disabled user(s) are invited anyway, because sync.remove_disabled is off: {}{more}. To keep disabled accounts out of the organization: `orgsync config set sync.remove_disabled true`",
+        disabled.len(),
+        shown.join(", ")
+    ))
 }
 
 /// Users that pass normalisation, the conflicting entries, and the external ids of the entries

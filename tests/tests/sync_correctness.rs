@@ -405,3 +405,30 @@ async fn after_allowed_removals_the_next_sync_is_unchanged() {
         "{out}"
     );
 }
+
+/// The README's OpenLDAP setup marks locked accounts disabled; with `remove_disabled` off (the
+/// reference's default) they are still invited, and `test` says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_users_invited_anyway_are_explained() {
+    let slapd = slapd();
+    seed(&slapd);
+    slapd.modify_ldif(&format!(
+        "dn: {}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n\n",
+        slapd.ldif().person_dn("bob")
+    ));
+    let server = org(Flavour::BitwardenSelfHosted).await;
+    let inst = installation(&slapd, &server);
+    inst.set("ldap.disabled_filter", "(pwdAccountLockedTime=*)");
+    let out = inst.run(&["test"]).ok().stdout;
+    assert!(
+        out.contains("1 disabled user(s) are invited anyway, because sync.remove_disabled is off: bob@example.org"),
+        "{out}"
+    );
+    inst.set("sync.remove_disabled", "true");
+    let report = inst.run(&["test", "--json"]).ok().json();
+    assert_eq!(emails(&report["diff"]["invite"]), ["alice@example.org"]);
+    assert!(
+        report["warnings"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+}

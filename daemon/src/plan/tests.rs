@@ -644,3 +644,30 @@ fn a_removed_tombstone_does_not_change_the_next_hash() {
     assert!(!second.has_state_changes());
     assert_eq!(second.request_hash("a", "o"), first.request_hash("a", "o"));
 }
+
+#[test]
+fn disabled_users_invited_anyway_are_said_to_be() {
+    let mut dir = users(3);
+    dir[0].disabled = true;
+    let plan = plan(
+        &snapshot(dir.clone(), vec![]),
+        &SyncedState::default(),
+        &options(),
+    );
+    assert_eq!(plan.diff.invite.len(), 3);
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("1 disabled user(s) are invited anyway")
+                && w.contains("u0@x.com")
+                && w.contains("sync.remove_disabled")),
+        "{:?}",
+        plan.warnings
+    );
+    let options = PlanOptions {
+        remove_disabled: true,
+        ..options()
+    };
+    let plan = super::plan(&snapshot(dir, vec![]), &SyncedState::default(), &options);
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+}
