@@ -49,7 +49,7 @@ impl std::fmt::Display for Problem {
 }
 
 /// The configuration file as written. Unknown keys are errors, not ignored.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Which directory to read. Only `ldap` (which includes Active Directory) for now.
@@ -75,14 +75,14 @@ pub struct Config {
     pub daemon: DaemonConfig,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DirectoryKind {
     #[default]
     Ldap,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// `cloud-us` (bitwarden.com), `cloud-eu` (bitwarden.eu), or the base URL of a self-hosted
@@ -97,6 +97,7 @@ pub struct ServerConfig {
     pub identity_url: Option<String>,
     /// Extra CA certificate (PEM) to trust for a self-hosted server with a private CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub ca_file: Option<PathBuf>,
     /// Request timeout for the organization server.
     #[serde(default = "default_server_timeout")]
@@ -123,7 +124,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Encryption {
     /// Plain LDAP (the bind password crosses the network in clear text).
@@ -135,7 +136,7 @@ pub enum Encryption {
     Starttls,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LdapConfig {
     /// Server host name or IP address.
@@ -149,12 +150,15 @@ pub struct LdapConfig {
     pub encryption: Encryption,
     /// CA certificate bundle (PEM) that signed the server's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub ca_file: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub client_cert_file: Option<PathBuf>,
     /// Client private key (PEM) for mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub client_key_file: Option<PathBuf>,
     /// Do not verify the server certificate. Dangerous: anyone on the path can read the bind
     /// password. orgsync warns on every run.
@@ -239,7 +243,7 @@ impl Default for LdapConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     /// Sync users (members).
@@ -366,7 +370,7 @@ impl Default for SyncConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SafetyConfig {
     /// A sync may always remove up to this many members.
@@ -393,7 +397,7 @@ impl Default for SafetyConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretsBackendKind {
     /// The desktop keyring (Secret Service) when one answers, else the 0600 file.
@@ -405,7 +409,7 @@ pub enum SecretsBackendKind {
     File,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsConfig {
     /// `auto`, `keyring` or `file`.
@@ -413,7 +417,7 @@ pub struct SecretsConfig {
     pub backend: SecretsBackendKind,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
     /// Loopback address of the control API: `127.0.0.1` (the default, which also listens on
@@ -655,6 +659,68 @@ impl Config {
             }
         }
     }
+}
+
+/// One key `config set` takes: its dotted name, its default, and its doc comment (the same
+/// text as on the struct field, read through the schema derived from it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyDoc {
+    pub key: String,
+    /// The default as TOML, `None` when the key is unset by default.
+    pub default: Option<String>,
+    pub doc: String,
+}
+
+/// Every key of the config file, section by section, in the order of the file's sections.
+pub fn keys() -> Vec<KeyDoc> {
+    use utoipa::PartialSchema;
+    use utoipa::openapi::{RefOr, Schema};
+    let defaults = toml::Value::try_from(Config::default()).ok();
+    let default_of = |section: Option<&str>, name: &str| {
+        let table = match section {
+            Some(section) => defaults.as_ref()?.get(section)?,
+            None => defaults.as_ref()?,
+        };
+        table.get(name).map(ToString::to_string)
+    };
+    let description = |schema: &RefOr<Schema>| match schema {
+        RefOr::T(Schema::Object(o)) => o.description.clone(),
+        RefOr::T(Schema::AllOf(a)) => a.description.clone(),
+        RefOr::T(Schema::OneOf(o)) => o.description.clone(),
+        RefOr::T(Schema::Array(a)) => a.description.clone(),
+        RefOr::Ref(r) => Some(r.description.clone()).filter(|d| !d.is_empty()),
+        _ => None,
+    };
+    let sections: [(Option<&str>, RefOr<Schema>); 7] = [
+        (None, Config::schema()),
+        (Some("server"), ServerConfig::schema()),
+        (Some("ldap"), LdapConfig::schema()),
+        (Some("sync"), SyncConfig::schema()),
+        (Some("safety"), SafetyConfig::schema()),
+        (Some("secrets"), SecretsConfig::schema()),
+        (Some("daemon"), DaemonConfig::schema()),
+    ];
+    let mut keys = Vec::new();
+    for (section, schema) in sections {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
+        for (name, property) in &object.properties {
+            // The top level lists the sections themselves; only its scalar keys are keys.
+            if section.is_none() && name != "directory" {
+                continue;
+            }
+            keys.push(KeyDoc {
+                key: match section {
+                    Some(section) => format!("{section}.{name}"),
+                    None => name.clone(),
+                },
+                default: default_of(section, name),
+                doc: description(property).unwrap_or_default(),
+            });
+        }
+    }
+    keys
 }
 
 /// Keys whose values are file paths: `config set` stores them absolute.

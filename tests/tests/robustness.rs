@@ -693,3 +693,38 @@ async fn two_config_files_never_share_a_data_directory_silently() {
         out.stderr
     );
 }
+
+#[test]
+fn help_names_every_environment_variable_and_config_keys_explains_every_setting() {
+    let inst = Installation::new();
+    for program in ["orgsync", "orgsyncd"] {
+        let output = inst
+            .command(testkit::cli::binary(program))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        for var in [
+            "ORGSYNC_CONFIG",
+            "ORGSYNC_DATA_DIR",
+            "ORGSYNC_LOG",
+            "ORGSYNC_LDAP_BIND_PASSWORD",
+            "ORGSYNC_CLIENT_ID",
+            "ORGSYNC_CLIENT_SECRET",
+        ] {
+            assert!(help.contains(var), "{program} --help lacks {var}:\n{help}");
+        }
+        assert!(help.contains("--data-dir"), "{help}");
+    }
+    let keys = inst.run(&["config", "keys"]).ok().stdout;
+    assert!(
+        keys.contains("ldap.disabled_filter  (not set by default)"),
+        "{keys}"
+    );
+    assert!(keys.contains("(pwdAccountLockedTime=*)"), "{keys}");
+    assert!(
+        keys.contains("sync.full_read_hours  (default 24)"),
+        "{keys}"
+    );
+    assert!(keys.contains("config set-secret"), "{keys}");
+}

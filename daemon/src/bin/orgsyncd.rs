@@ -23,7 +23,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The orgsync daemon: syncs on a schedule and serves a local control API.
 #[derive(Debug, Parser)]
-#[command(name = "orgsyncd", version)]
+#[command(name = "orgsyncd", version, after_help = ENVIRONMENT)]
 struct Args {
     /// Config file [default: ~/.config/orgsync/config.toml]
     #[arg(long, env = "ORGSYNC_CONFIG", value_name = "FILE")]
@@ -42,6 +42,22 @@ struct Args {
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 }
+
+/// Every environment variable orgsyncd reads, for `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  ORGSYNC_CONFIG              config file (as --config)
+  ORGSYNC_DATA_DIR            data directory (as --data-dir)
+  ORGSYNC_LOG                 log filter, e.g. debug or orgsync=debug (as -v)
+  ORGSYNC_LDAP_BIND_PASSWORD  the bind password, over the keyring and secrets file
+  ORGSYNC_CLIENT_ID           the organization API key's client id, over the stored one
+  ORGSYNC_CLIENT_SECRET       the organization API key's secret, over the stored one
+  DBUS_SESSION_BUS_ADDRESS    the session bus of the Secret Service keyring (secrets.backend)
+  JOURNAL_STREAM              set by systemd: log lines without timestamps or colours
+  HOME                        where the default config file and data directory live
+  RUST_BACKTRACE              1: a backtrace with an internal error's message
+
+Settings: `orgsync config keys`. The control API: /v1/openapi.json on the daemon's address.";
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {

@@ -160,3 +160,28 @@ fn set_key_validates_the_changed_key_but_not_unfinished_others() {
         "{err}"
     );
 }
+
+#[test]
+fn every_key_has_a_doc_comment_and_config_set_takes_it() {
+    let keys = super::keys();
+    assert!(keys.len() > 40, "{}", keys.len());
+    for key in &keys {
+        assert!(!key.doc.trim().is_empty(), "{} has no doc comment", key.key);
+        // A listed key is one `config set` knows (any refusal is about the value).
+        if let Err(e) = super::set_key("", &key.key, None, std::path::Path::new("config.toml")) {
+            assert!(!e.to_string().contains("not a config key"), "{}: {e}", key.key);
+        }
+    }
+    let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+    for expected in [
+        "ldap.host",
+        "sync.full_read_hours",
+        "daemon.catch_up",
+        "safety.max_removals",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+}

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// While orgsyncd runs for the same installation, commands that use the sync state go through
 /// its API; the output is the same.
 #[derive(Debug, Parser)]
-#[command(name = "orgsync", version, propagate_version = true)]
+#[command(name = "orgsync", version, propagate_version = true, after_help = ENVIRONMENT)]
 pub struct Args {
     /// Config file [default: ~/.config/orgsync/config.toml]
     #[arg(long, global = true, env = "ORGSYNC_CONFIG", value_name = "FILE")]
@@ -30,6 +30,21 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Every environment variable orgsync reads, for `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  ORGSYNC_CONFIG              config file (as --config)
+  ORGSYNC_DATA_DIR            data directory (as --data-dir)
+  ORGSYNC_LOG                 log filter on stderr, e.g. debug or orgsync=debug (as -v)
+  ORGSYNC_LDAP_BIND_PASSWORD  the bind password, over the keyring and secrets file
+  ORGSYNC_CLIENT_ID           the organization API key's client id, over the stored one
+  ORGSYNC_CLIENT_SECRET       the organization API key's secret, over the stored one
+  DBUS_SESSION_BUS_ADDRESS    the session bus of the Secret Service keyring (secrets.backend)
+  HOME                        where the default config file and data directory live
+  RUST_BACKTRACE              1: a backtrace with an internal error's message
+
+Run `orgsync config keys` for every setting, its default and what it does.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -150,7 +165,10 @@ pub enum ConfigCommand {
     Show,
     /// Print the config file's path
     Path,
-    /// Set KEY (dotted, e.g. ldap.host or sync.user_filter) to VALUE
+    /// List every key `config set` takes, with its default and what it does
+    Keys,
+    /// Set KEY (dotted, e.g. ldap.host or sync.user_filter) to VALUE; `orgsync config keys`
+    /// lists them
     Set { key: String, value: String },
     /// Remove KEY from the file so its default applies
     Unset { key: String },

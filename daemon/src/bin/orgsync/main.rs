@@ -446,6 +446,10 @@ async fn config_command(
             println!("{}", path.display());
             Ok(())
         }
+        ConfigCommand::Keys => {
+            print!("{}", render::config_keys(&orgsync::config::keys()));
+            Ok(())
+        }
         ConfigCommand::Show => {
             let secrets = installation.secrets()?;
             print!(

@@ -263,6 +263,27 @@ fn warnings(out: &mut String, warnings: &[String]) {
     }
 }
 
+/// `config keys`: every key, its default, and its doc comment indented below it.
+pub fn config_keys(keys: &[orgsync::config::KeyDoc]) -> String {
+    let mut out = String::new();
+    for key in keys {
+        let default = match &key.default {
+            Some(value) => format!("default {value}"),
+            None => "not set by default".into(),
+        };
+        let _ = writeln!(out, "{}  ({default})", key.key);
+        for line in key.doc.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nSecrets are not keys: store them with `orgsync config set-secret {}`.",
+        orgsync::config::SECRET_KEYS.join("|")
+    );
+    out
+}
+
 /// `config show`: the effective configuration with defaults, and where each secret comes from.
 pub fn config_show(config: &Config, secrets: &Secrets, path: &Path) -> String {
     let mut out = format!("# {}\n", path.display());
