@@ -8,6 +8,7 @@
 #   test -> sync -> show the organization.
 #
 # The demo installation lives in ./demo (config.toml, data/); nothing touches ~/.config.
+# DEMO_KEEP=1 keeps the sample servers running at the end (until Ctrl-C), to explore further.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,8 +22,10 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-step "Building orgsync"
-cargo build --workspace --bins --locked
+step "Building orgsync and the two sample servers (the first build takes 3 to 5 minutes on 2 cores; later runs, seconds)"
+# Only what the demo runs: not the tray, the benchmark or the tests.
+cargo build --locked -p orgsync --bin orgsync \
+  -p orgsync-tests --bin orgsync-sample-directory --bin orgsync-test-server
 bin="$root/target/debug"
 
 demo="$root/demo"
@@ -56,7 +59,9 @@ orgsync config set secrets.backend file
 orgsync config set ldap.host 127.0.0.1
 orgsync config set ldap.port "$(field "$demo/directory.json" ldaps_port)"
 orgsync config set ldap.encryption ldaps
-orgsync config set ldap.ca_file "$(field "$demo/directory.json" ca_file)"
+# The sample directory's CA lives in its temp dir, gone when it stops: keep a copy beside the config.
+cp "$(field "$demo/directory.json" ca_file)" "$demo/directory-ca.pem"
+orgsync config set ldap.ca_file "$demo/directory-ca.pem"
 orgsync config set ldap.bind_dn "$(field "$demo/directory.json" bind_dn)"
 orgsync config set ldap.root_path "$(field "$demo/directory.json" root_path)"
 orgsync config set ldap.disabled_filter '(pwdAccountLockedTime=*)'
@@ -121,5 +126,27 @@ PY
 
 step "orgsync status"
 orgsync status
-echo
-echo "Done. The demo installation is in $demo; the sample servers stop now."
+
+cat <<EOF
+
+Done. The demo installation is in $demo. To look around in it:
+
+  export ORGSYNC_CONFIG=$demo/config.toml ORGSYNC_DATA_DIR=$demo/data
+  $bin/orgsync config show        # every setting, defaults included
+  $bin/orgsync config keys        # what each setting does
+  $bin/orgsync status
+
+EOF
+if [ "${DEMO_KEEP:-}" = 1 ]; then
+  cat <<EOF
+The sample directory ($(field "$demo/directory.json" url)) and organization server ($base_url)
+keep running until you press Ctrl-C. Meanwhile, in another terminal with the exports above:
+
+  $bin/orgsync test               # the directory against the organization
+  $bin/orgsync sync
+  cargo build --locked -p orgsync --bin orgsyncd && $bin/orgsyncd   # the daemon, polling
+EOF
+  wait
+else
+  echo "The sample servers stop now (DEMO_KEEP=1 scripts/demo.sh keeps them running to explore)."
+fi

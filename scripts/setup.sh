@@ -5,6 +5,7 @@
 #   slapd ldap-utils          private OpenLDAP servers started by the tests and the demo
 #   samba samba-ad-dc ...     a private Active Directory domain controller for the AD tests
 #   openssl                   test certificate authorities
+#   systemd                   systemd-analyze, -sysusers and -tmpfiles for the packaging checks
 #   dbus dbus-bin gnome-keyring  a private Secret Service keyring for the keyring tests
 #   libgtk-3-dev              building orgsync-tray (tao / tray-icon link GTK 3)
 #   libayatana-appindicator3-1  the tray icon at run time (loaded with dlopen)
@@ -14,6 +15,7 @@
 set -euo pipefail
 
 packages=(slapd ldap-utils openssl ca-certificates samba samba-ad-dc samba-ad-provision ldb-tools
+  systemd
   dbus dbus-bin gnome-keyring
   libgtk-3-dev libayatana-appindicator3-1 xvfb xauth x11-utils trayer xdotool imagemagick dunst)
 

@@ -28,7 +28,55 @@ pub fn binary(name: &str) -> PathBuf {
         "{} is missing: build the workspace's binaries first (cargo build --workspace --bins, or run scripts/test.sh)",
         path.display()
     );
+    if let Some(newer) = newer_source(&path) {
+        panic!(
+            "{} is older than {}: the test would run a stale build. Build the binaries first (cargo build --workspace --bins --locked, or run scripts/test.sh)",
+            path.display(),
+            newer.display()
+        );
+    }
     path
+}
+
+/// A source file of the workspace changed after `binary` was built, if any. Checked once per
+/// binary and process (a few hundred `stat`s).
+fn newer_source(binary: &Path) -> Option<PathBuf> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CHECKED: OnceLock<Mutex<HashMap<PathBuf, Option<PathBuf>>>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(Default::default);
+    let mut checked = checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(found) = checked.get(binary) {
+        return found.clone();
+    }
+    let built = std::fs::metadata(binary).and_then(|m| m.modified()).ok();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    // The sources each binary is built from (a change elsewhere does not rebuild it).
+    let name = binary.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let sources: &[&str] = match name {
+        "orgsync" | "orgsyncd" => &["daemon/src", "proto/src"],
+        "orgsync-tray" => &["tray/src", "proto/src"],
+        _ => &["tests/src", "proto/src"],
+    };
+    let mut stack: Vec<PathBuf> = sources.iter().map(|p| root.join(p)).collect();
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified())
+            && newest.as_ref().is_none_or(|(t, _)| modified > *t)
+        {
+            newest = Some((modified, path));
+        }
+    }
+    let found = match (built, newest) {
+        (Some(built), Some((changed, path))) if changed > built => Some(path),
+        _ => None,
+    };
+    checked.insert(binary.to_path_buf(), found.clone());
+    found
 }
 
 /// The `email` of each entry of a JSON list from a report (e.g. `report["users"]["enabled"]`).

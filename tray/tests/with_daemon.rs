@@ -9,6 +9,9 @@
 //! Needs the workspace's binaries (`cargo build --workspace --bins`), slapd and ldap-utils
 //! (`scripts/setup.sh`).
 
+// Test helpers fail the test by panicking, as the tests themselves do.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
