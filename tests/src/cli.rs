@@ -45,7 +45,9 @@ fn newer_source(binary: &Path) -> Option<PathBuf> {
     use std::sync::{Mutex, OnceLock};
     static CHECKED: OnceLock<Mutex<HashMap<PathBuf, Option<PathBuf>>>> = OnceLock::new();
     let checked = CHECKED.get_or_init(Default::default);
-    let mut checked = checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut checked = checked
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(found) = checked.get(binary) {
         return found.clone();
     }
@@ -53,7 +55,10 @@ fn newer_source(binary: &Path) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
     // The sources each binary is built from (a change elsewhere does not rebuild it).
-    let name = binary.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let sources: &[&str] = match name {
         "orgsync" | "orgsyncd" => &["daemon/src", "proto/src"],
         "orgsync-tray" => &["tray/src", "proto/src"],

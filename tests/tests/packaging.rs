@@ -85,7 +85,9 @@ fn have(tool: &str) -> bool {
 /// tool these checks need, that is a failure: a skipped check must not pass silently.
 fn skip(what: &str) {
     if std::env::var_os("ORGSYNC_REQUIRE_ALL_TESTS").is_some_and(|v| v == "1") {
-        panic!("{what}; scripts/test.sh requires every packaging check to run (scripts/setup.sh installs the tools)");
+        panic!(
+            "{what}; scripts/test.sh requires every packaging check to run (scripts/setup.sh installs the tools)"
+        );
     }
     eprintln!("note: skipped {what}");
 }

@@ -169,7 +169,11 @@ fn every_key_has_a_doc_comment_and_config_set_takes_it() {
         assert!(!key.doc.trim().is_empty(), "{} has no doc comment", key.key);
         // A listed key is one `config set` knows (any refusal is about the value).
         if let Err(e) = super::set_key("", &key.key, None, std::path::Path::new("config.toml")) {
-            assert!(!e.to_string().contains("not a config key"), "{}: {e}", key.key);
+            assert!(
+                !e.to_string().contains("not a config key"),
+                "{}: {e}",
+                key.key
+            );
         }
     }
     let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
