@@ -32,3 +32,8 @@ fn describe(info: &PanicHookInfo<'_>) -> String {
         env!("CARGO_PKG_VERSION")
     )
 }
+
+/// Runs `work`, returning `None` when it panicked (the hook has reported it by then).
+pub fn catch<T>(work: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).ok()
+}

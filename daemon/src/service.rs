@@ -66,6 +66,16 @@ impl From<RunError> for ServiceError {
     }
 }
 
+/// inotify events of `dir` (one watch; the daemon's idle wake-ups come only from these).
+fn watch_directory(
+    dir: &std::path::Path,
+    mask: inotify::WatchMask,
+) -> std::io::Result<inotify::EventStream<[u8; 4096]>> {
+    let inotify = inotify::Inotify::init()?;
+    inotify.watches().add(dir, mask)?;
+    inotify.into_event_stream([0u8; 4096])
+}
+
 /// How soon an overdue scheduled run starts after the daemon starts or polling is switched on.
 const CATCH_UP_DELAY: Duration = Duration::from_secs(3);
 
@@ -493,18 +503,16 @@ impl Service {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
-        let watch = || -> std::io::Result<inotify::EventStream<[u8; 4096]>> {
+        // Editors and `config set` replace the file, so watch its directory.
+        let watch = || {
             std::fs::create_dir_all(dir)?;
-            let inotify = inotify::Inotify::init()?;
-            // Editors and `config set` replace the file, so watch its directory.
-            inotify.watches().add(
+            watch_directory(
                 dir,
                 inotify::WatchMask::CLOSE_WRITE
                     | inotify::WatchMask::MOVED_TO
                     | inotify::WatchMask::CREATE
                     | inotify::WatchMask::DELETE,
-            )?;
-            inotify.into_event_stream([0u8; 4096])
+            )
         };
         let mut events = match watch() {
             Ok(events) => events,
@@ -542,18 +550,14 @@ impl Service {
         let dir = self.inner.paths.data_dir.clone();
         let state = self.inner.state.path().to_path_buf();
         let state_name = state.file_name().map(|n| n.to_os_string());
-        let watch = || -> std::io::Result<inotify::EventStream<[u8; 4096]>> {
-            let inotify = inotify::Inotify::init()?;
-            inotify.watches().add(
-                &dir,
-                inotify::WatchMask::DELETE_SELF
-                    | inotify::WatchMask::MOVE_SELF
-                    | inotify::WatchMask::DELETE
-                    | inotify::WatchMask::MOVED_FROM,
-            )?;
-            inotify.into_event_stream([0u8; 4096])
-        };
-        let mut events = match watch() {
+        let watched = watch_directory(
+            &dir,
+            inotify::WatchMask::DELETE_SELF
+                | inotify::WatchMask::MOVE_SELF
+                | inotify::WatchMask::DELETE
+                | inotify::WatchMask::MOVED_FROM,
+        );
+        let mut events = match watched {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(

@@ -227,6 +227,29 @@ impl Installation {
         }
     }
 
+    /// Runs `orgsync sync`, which must read incrementally, then checks with `orgsync test` (a
+    /// full read) that nothing is left to change: an incremental sync must end where a full read
+    /// would. `change` names what was changed, for the message.
+    #[track_caller]
+    pub fn assert_incremental_sync_matches_a_full_read(&self, change: &str) {
+        let report = self.run(&["sync", "--json"]).ok().json();
+        assert_eq!(report["read"]["mode"], "incremental", "{change}: {report}");
+        let full = self.run(&["test", "--json"]).ok().json();
+        let diff = &full["diff"];
+        for part in [
+            "invite",
+            "remove",
+            "groupsCreated",
+            "groupsUpdated",
+            "emailChanged",
+        ] {
+            assert!(
+                diff[part].as_array().is_some_and(Vec::is_empty),
+                "after {change}, a full read still finds {part}: {diff}\nthe incremental sync reported: {report}"
+            );
+        }
+    }
+
     /// `orgsync last-sync users|groups`: the time, or `None` if never.
     pub fn last_sync(&self, what: &str) -> Option<String> {
         let out = self.run(&["last-sync", what]).ok().stdout;

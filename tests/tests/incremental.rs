@@ -411,31 +411,6 @@ async fn the_daemon_syncs_a_pushed_change_within_seconds() {
     assert!(runs.iter().any(|r| r.id == run.id), "{runs:#?}");
 }
 
-/// After each kind of change, the incremental sync applied it and a full read of the same
-/// directory (`orgsync test` always reads in full) finds nothing left to change.
-#[track_caller]
-fn assert_matches_a_full_read(inst: &Installation, case: &str, change: &str) {
-    let report = inst.run(&["sync", "--json"]).ok().json();
-    assert_eq!(
-        report["read"]["mode"], "incremental",
-        "{case}, {change}: {report}"
-    );
-    let full = inst.run(&["test", "--json"]).ok().json();
-    for part in [
-        "invite",
-        "remove",
-        "groupsCreated",
-        "groupsUpdated",
-        "emailChanged",
-    ] {
-        assert!(
-            full["diff"][part].as_array().unwrap().is_empty(),
-            "{case}: after {change}, a full read still finds {part}: {}\nthe incremental sync reported: {report}",
-            full["diff"]
-        );
-    }
-}
-
 /// Renames, moves, deletes, re-creation at the same DN, a nested group's rename and a
 /// membership change, on OpenLDAP with content sync or by modifyTimestamp, and with each way
 /// the server may (or may not) keep group members pointing at renamed and deleted entries.
@@ -508,34 +483,36 @@ async fn incremental_reads_end_where_a_full_read_would_on_openldap() {
             settled(&dn);
         };
         modrdn(l.person_dn("alice"), "uid=alice.liddell", None);
-        assert_matches_a_full_read(&inst, &case, "a user rename");
+        inst.assert_incremental_sync_matches_a_full_read(&format!("{case}: a user rename"));
         modrdn(
             l.person_dn("bob"),
             "uid=bob",
             Some(format!("ou=staff,{}", slapd.suffix())),
         );
-        assert_matches_a_full_read(&inst, &case, "a user move");
+        inst.assert_incremental_sync_matches_a_full_read(&format!("{case}: a user move"));
         modrdn(l.group_dn("backend"), "cn=backend team", None);
-        assert_matches_a_full_read(&inst, &case, "a nested group rename");
+        inst.assert_incremental_sync_matches_a_full_read(&format!("{case}: a nested group rename"));
         slapd.modify_ldif(&format!(
             "dn: {}\nchangetype: modify\nadd: member\nmember: {}\n-\n\n",
             l.group_dn("sales"),
             l.person_dn("dave")
         ));
-        assert_matches_a_full_read(&inst, &case, "a membership change");
+        inst.assert_incremental_sync_matches_a_full_read(&format!("{case}: a membership change"));
         slapd.modify_ldif(&format!(
             "dn: {}\nchangetype: delete\n\n",
             l.person_dn("carol")
         ));
         settled(&l.person_dn("carol"));
         slapd.add_ldif(&l.person("carol", "CAROL NEW", Some("carol.new@example.org")));
-        assert_matches_a_full_read(&inst, &case, "a delete and re-create at the same DN");
+        inst.assert_incremental_sync_matches_a_full_read(&format!(
+            "{case}: a delete and re-create at the same DN"
+        ));
         slapd.modify_ldif(&format!(
             "dn: {}\nchangetype: delete\n\n",
             l.person_dn("dave")
         ));
         settled(&l.person_dn("dave"));
-        assert_matches_a_full_read(&inst, &case, "a delete");
+        inst.assert_incremental_sync_matches_a_full_read(&format!("{case}: a delete"));
 
         // Where the server keeps member values in step (memberof-refint, refint), the groups
         // follow every change; without, a renamed member's old DN is nobody, for a full read too.

@@ -530,58 +530,38 @@ async fn every_api_rejection_has_the_documented_error_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_set_checks_values_with_real_parsers_and_names_the_key() {
     let inst = Installation::new();
-    let refused = |args: &[&str], key: &str, says: &str| {
-        let out = inst.run(args).expect_code(2);
+    let refused = |key: &str, value: &str, says: &str| {
+        let out = inst.run(&["config", "set", key, value]).expect_code(2);
         assert!(
             out.stderr.contains(key) && out.stderr.contains(says),
-            "{args:?}: {}",
+            "{key} = {value}: {}",
             out.stderr
         );
         for rust in ["u16", "u32", "u64", "usize", "a boolean"] {
             assert!(
                 !out.stderr.contains(rust),
-                "{args:?} speaks Rust: {}",
+                "{key} = {value} speaks Rust: {}",
                 out.stderr
             );
         }
     };
-    refused(
-        &["config", "set", "ldap.port", "70000"],
-        "ldap.port",
-        "65535",
-    );
-    refused(
-        &["config", "set", "ldap.port", "0"],
-        "ldap.port",
-        "0 is not a port",
-    );
-    refused(
-        &["config", "set", "sync.interval_minutes", "five"],
-        "sync.interval_minutes",
-        "whole number",
-    );
-    refused(
-        &["config", "set", "ldap.paged_search", "maybe"],
-        "ldap.paged_search",
-        "true or false",
-    );
-    refused(
-        &["config", "set", "sync.user_filter", "(cn)"],
-        "sync.user_filter",
-        "(cn)",
-    );
-    refused(
-        &["config", "set", "ldap.disabled_filter", "(&(a=1)"],
-        "ldap.disabled_filter",
-        "LDAP filter",
-    );
     let junk = inst.data_dir().with_file_name("not-a-ca.pem");
     std::fs::write(&junk, "hello\n").unwrap();
-    refused(
-        &["config", "set", "ldap.ca_file", junk.to_str().unwrap()],
-        "ldap.ca_file",
-        "holds no PEM certificate",
-    );
+    for (key, value, says) in [
+        ("ldap.port", "70000", "65535"),
+        ("ldap.port", "0", "0 is not a port"),
+        ("sync.interval_minutes", "five", "whole number"),
+        ("ldap.paged_search", "maybe", "true or false"),
+        ("sync.user_filter", "(cn)", "(cn)"),
+        ("ldap.disabled_filter", "(&(a=1)", "LDAP filter"),
+        (
+            "ldap.ca_file",
+            junk.to_str().unwrap(),
+            "holds no PEM certificate",
+        ),
+    ] {
+        refused(key, value, says);
+    }
 
     // Secrets that would travel in clear are warned about at once (nothing is contacted).
     let out = inst

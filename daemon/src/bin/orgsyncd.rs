@@ -84,9 +84,7 @@ fn main() -> ExitCode {
     };
     // A panic in a request or a run ends only that task (the hook logged it); one here ends the
     // daemon with an error, for the service manager to restart.
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(args))));
-    let Ok(outcome) = outcome else {
+    let Some(outcome) = orgsync::crash::catch(|| runtime.block_on(run(args))) else {
         return ExitCode::from(1);
     };
     match outcome {

@@ -74,9 +74,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     };
     // A panic has been reported by the hook; it ends the run like any other failure.
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(args))));
-    let Ok(outcome) = outcome else {
+    let Some(outcome) = orgsync::crash::catch(|| runtime.block_on(run(args))) else {
         return ExitCode::from(1);
     };
     match outcome {

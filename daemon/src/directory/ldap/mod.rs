@@ -50,6 +50,15 @@ pub struct LdapDirectory {
     read_groups: bool,
 }
 
+/// The groups one search returned: records by key, the ranged ones whose other member values
+/// are still to fetch, and the keys of groups with neither a name nor a cn (not synced).
+#[derive(Default)]
+struct GroupsRead {
+    groups: HashMap<String, GroupRecord>,
+    ranged: Vec<(String, usize)>,
+    nameless: Vec<String>,
+}
+
 /// Where the next incremental read starts, stored as JSON.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -273,9 +282,7 @@ impl LdapDirectory {
                 })
                 .await
         };
-        let mut nameless = 0;
-        let mut ranged = Vec::new();
-        let groups = &mut entries.groups;
+        let mut groups = GroupsRead::default();
         let group_attributes = self.group_attributes();
         let group_control = self.group_control();
         let read_groups = async {
@@ -290,18 +297,9 @@ impl LdapDirectory {
                     &group_attributes,
                     group_control,
                     |entry| {
-                        match self.group_record(&entry)? {
-                            Some((record, next_range)) => {
-                                // The normalised DN is the key of a paged read.
-                                let key = normalize_dn(&entry.dn);
-                                if let Some(start) = next_range {
-                                    ranged.push((key.clone(), start));
-                                }
-                                groups.insert(key, record);
-                            }
-                            None => nameless += 1,
-                        }
-                        progress.entries_read("groups", groups.len());
+                        // The normalised DN is the key of a paged read.
+                        self.collect_group(&mut groups, normalize_dn(&entry.dn), &entry)?;
+                        progress.entries_read("groups", groups.groups.len());
                         Ok(())
                     },
                 )
@@ -321,11 +319,7 @@ impl LdapDirectory {
         }
 
         if self.read_groups {
-            self.fetch_ranges(session, &mut entries.groups, ranged)
-                .await?;
-            if nameless > 0 {
-                warnings.push(self.nameless_warning(nameless));
-            }
+            (entries.groups, _) = self.finish_groups(session, groups, &mut warnings).await?;
         }
         Ok(FullRead {
             entries,
@@ -398,9 +392,7 @@ impl LdapDirectory {
 
         if self.read_groups {
             let cookie = cookies.and_then(|c| cookie_bytes(&c.groups));
-            let mut upserts = Vec::new();
-            let mut nameless = Vec::new();
-            let mut ranged = Vec::new();
+            let mut read = GroupsRead::default();
             let Some(search) = session
                 .sync_search(
                     &cfg.group_base,
@@ -408,17 +400,8 @@ impl LdapDirectory {
                     &self.group_attributes(),
                     cookie.as_deref(),
                     |key, entry| {
-                        match self.group_record(&entry)? {
-                            Some((record, next_range)) => {
-                                if let Some(start) = next_range {
-                                    ranged.push((key.clone(), start));
-                                }
-                                upserts.push((key, record));
-                            }
-                            // A group that lost its name is no longer synced.
-                            None => nameless.push(key),
-                        }
-                        progress.entries_read("groups", upserts.len());
+                        self.collect_group(&mut read, key, &entry)?;
+                        progress.entries_read("groups", read.groups.len());
                         Ok(())
                     },
                 )
@@ -427,12 +410,11 @@ impl LdapDirectory {
                 return Ok(None);
             };
             next.groups = next_cookie(&search, cookies.and_then(|c| c.groups.as_ref()));
-            let mut groups: HashMap<String, GroupRecord> = upserts.into_iter().collect();
-            self.fetch_ranges(session, &mut groups, ranged).await?;
-            if !nameless.is_empty() {
-                changes.warnings.push(self.nameless_warning(nameless.len()));
-            }
+            let (groups, nameless) = self
+                .finish_groups(session, read, &mut changes.warnings)
+                .await?;
             changes.groups = delta(search, groups.into_iter().collect());
+            // A group that lost its name is no longer synced.
             changes.groups.deletes.extend(nameless);
         }
         if cookies.is_some() && self.read_groups {
@@ -491,9 +473,7 @@ impl LdapDirectory {
         };
         let mut attrs = self.group_attributes();
         attrs.push("entryUUID".into());
-        let mut groups = HashMap::new();
-        let mut nameless = Vec::new();
-        let mut ranged = Vec::new();
+        let mut read = GroupsRead::default();
         session
             .search(&cfg.group_base, &filter, &attrs, None, |entry| {
                 let Some(key) = first_text(&entry, "entryUUID").map(str::to_ascii_lowercase) else {
@@ -503,19 +483,12 @@ impl LdapDirectory {
                         message: format!("the group {} came without its entryUUID", entry.dn),
                     });
                 };
-                match self.group_record(&entry)? {
-                    Some((record, next_range)) => {
-                        if let Some(start) = next_range {
-                            ranged.push((key.clone(), start));
-                        }
-                        groups.insert(key, record);
-                    }
-                    None => nameless.push(key),
-                }
-                Ok(())
+                self.collect_group(&mut read, key, &entry)
             })
             .await?;
-        self.fetch_ranges(session, &mut groups, ranged).await?;
+        let (groups, nameless) = self
+            .finish_groups(session, read, &mut changes.warnings)
+            .await?;
         let delta = &mut changes.groups;
         if everything {
             delta.present = Some(groups.keys().cloned().collect());
@@ -693,6 +666,45 @@ impl LdapDirectory {
             },
             next_range,
         )))
+    }
+
+    /// Files a group entry a search returned under `key`.
+    fn collect_group(
+        &self,
+        read: &mut GroupsRead,
+        key: String,
+        entry: &Entry,
+    ) -> Result<(), DirectoryError> {
+        match self.group_record(entry)? {
+            Some((record, next_range)) => {
+                if let Some(start) = next_range {
+                    read.ranged.push((key.clone(), start));
+                }
+                read.groups.insert(key, record);
+            }
+            None => read.nameless.push(key),
+        }
+        Ok(())
+    }
+
+    /// Completes the groups a search returned: fetches their remaining member ranges and warns
+    /// about nameless ones. Returns the groups and the nameless groups' keys.
+    async fn finish_groups(
+        &self,
+        session: &mut Session<'_>,
+        read: GroupsRead,
+        warnings: &mut Vec<String>,
+    ) -> Result<(HashMap<String, GroupRecord>, Vec<String>), DirectoryError> {
+        let GroupsRead {
+            mut groups,
+            ranged,
+            nameless,
+        } = read;
+        self.fetch_ranges(session, &mut groups, ranged).await?;
+        if !nameless.is_empty() {
+            warnings.push(self.nameless_warning(nameless.len()));
+        }
+        Ok((groups, nameless))
     }
 
     /// AD returns at most 1500 values of a large multi-valued attribute per search and names the

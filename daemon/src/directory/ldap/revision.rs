@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::session::Session;
-use super::{LdapDirectory, format_guid, normalize_dn};
+use super::{GroupsRead, LdapDirectory, format_guid, normalize_dn};
 use crate::directory::{Changes, Delta, DirectoryError, GroupRecord, Progress};
 
 /// How far before the previous read's start a timestamp watermark reaches back, for clocks that
@@ -139,9 +139,7 @@ impl LdapDirectory {
         }
 
         if self.read_groups {
-            let mut groups = std::collections::HashMap::new();
-            let mut ranged = Vec::new();
-            let mut nameless = Vec::new();
+            let mut read = GroupsRead::default();
             let filter = Self::changed_since(&cfg.group_filter, since);
             session
                 .search(
@@ -149,25 +147,12 @@ impl LdapDirectory {
                     &filter,
                     &self.group_attributes(),
                     self.group_control(),
-                    |entry| {
-                        let key = normalize_dn(&entry.dn);
-                        match self.group_record(&entry)? {
-                            Some((record, next_range)) => {
-                                if let Some(start) = next_range {
-                                    ranged.push((key.clone(), start));
-                                }
-                                groups.insert(key, record);
-                            }
-                            None => nameless.push(key),
-                        }
-                        Ok(())
-                    },
+                    |entry| self.collect_group(&mut read, normalize_dn(&entry.dn), &entry),
                 )
                 .await?;
-            self.fetch_ranges(session, &mut groups, ranged).await?;
-            if !nameless.is_empty() {
-                changes.warnings.push(self.nameless_warning(nameless.len()));
-            }
+            let (groups, nameless) = self
+                .finish_groups(session, read, &mut changes.warnings)
+                .await?;
             changes.groups = Delta {
                 upserts: groups.into_iter().collect::<Vec<(String, GroupRecord)>>(),
                 // A group that lost its name is no longer synced.
