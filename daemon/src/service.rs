@@ -732,17 +732,19 @@ impl Service {
         self.installation_status()
     }
 
-    /// Finished runs, newest first. The run in progress is in `status`, not here (its record is
-    /// only a placeholder until it ends).
-    /// The newest runs first, the one in progress included (as `running`, with what it has
-    /// read so far) from the moment it starts.
-    pub fn history(&self, limit: usize) -> Result<Vec<RunRecord>, ServiceError> {
-        let running = self
-            .inner
+    /// The run holding the slot, if any.
+    fn current_run(&self) -> Option<RunInfo> {
+        self.inner
             .current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+            .clone()
+    }
+
+    /// The newest runs first, the one in progress included (as `running`, with what it has
+    /// read so far) from the moment it starts.
+    pub fn history(&self, limit: usize) -> Result<Vec<RunRecord>, ServiceError> {
+        let running = self.current_run();
         let runs = self.inner.state.runs(limit).map_err(internal)?;
         Ok(runs
             .iter()
@@ -846,12 +848,7 @@ impl Service {
         let config = self.config();
         // Each lock in its own statement: a guard held across `history` (which takes the run
         // lock too) would deadlock.
-        let current_run = self
-            .inner
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let current_run = self.current_run();
         let next_run_at = *self
             .inner
             .next_run_at
@@ -892,13 +889,9 @@ impl Service {
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             let ended = self.inner.run_ended.notified();
-            let running = self
-                .inner
-                .current
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            let Some(run) = running else { return };
+            let Some(run) = self.current_run() else {
+                return;
+            };
             tracing::info!(run = run.id, "waiting for the run in progress to finish");
             if tokio::time::timeout_at(deadline, ended).await.is_err() {
                 tracing::warn!(

@@ -101,6 +101,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(output: std::process::Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     /// Panics with both streams unless the exit code is `code`.
     pub fn expect_code(self, code: i32) -> Run {
@@ -199,12 +209,7 @@ impl Installation {
                 .expect("write orgsync's stdin");
         }
         drop(child.stdin.take());
-        let output = child.wait_with_output().expect("wait for orgsync");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from(child.wait_with_output().expect("wait for orgsync"))
     }
 
     /// Runs `orgsync <args>`.
@@ -214,17 +219,13 @@ impl Installation {
 
     /// Runs `orgsync <args>` with `dir` as its working directory.
     pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
-        let output = self
-            .command(binary("orgsync"))
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run orgsync");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from(
+            self.command(binary("orgsync"))
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run orgsync"),
+        )
     }
 
     /// Runs `orgsync sync`, which must read incrementally, then checks with `orgsync test` (a

@@ -158,12 +158,11 @@ impl Daemon {
     /// # Panics
     /// When it is still running after `timeout` (it is killed first).
     pub fn run_to_exit(inst: &Installation, timeout: Duration) -> Run {
-        let output = ports::run_command(&mut inst.command(binary("orgsyncd")), None, timeout);
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from(ports::run_command(
+            &mut inst.command(binary("orgsyncd")),
+            None,
+            timeout,
+        ))
     }
 
     /// What the daemon announced in `daemon.json`.

@@ -8,16 +8,12 @@ fn in_keyring_session(inst: &Installation, script: &str) -> Run {
     let full = format!(
         "set -e\nprintf 'keyring-pw' | gnome-keyring-daemon --unlock --components=secrets >/dev/null\n{script}"
     );
-    let output = inst
-        .command("dbus-run-session")
-        .args(["--", "sh", "-c", &full])
-        .output()
-        .expect("run dbus-run-session (installed by scripts/setup.sh)");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from(
+        inst.command("dbus-run-session")
+            .args(["--", "sh", "-c", &full])
+            .output()
+            .expect("run dbus-run-session (installed by scripts/setup.sh)"),
+    )
 }
 
 #[test]
