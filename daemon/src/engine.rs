@@ -12,9 +12,8 @@ use orgsync_proto::{
 use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ResolvedConfig, ResolvedServer};
-use crate::directory::ldap::LdapDirectory;
 use crate::directory::{
-    Directory, DirectoryError, Entries, Progress, ReadOptions, Snapshot, Touched,
+    Directory, DirectoryError, Entries, Progress, ReadOptions, Snapshot, Source, Touched,
 };
 use crate::org::{AccessToken, ApiKey, OrgClient, OrgError};
 use crate::plan::{self, Plan, PlanOptions};
@@ -97,16 +96,8 @@ impl Context {
         }
     }
 
-    fn directory(&self) -> Result<LdapDirectory, RunError> {
-        let password = self
-            .secrets
-            .get(SecretKey::LdapBindPassword)?
-            .ok_or_else(|| DirectoryError::MissingPassword(self.config.ldap.bind_dn.clone()))?;
-        Ok(LdapDirectory::new(
-            self.config.ldap.clone(),
-            password,
-            self.config.sync.groups,
-        ))
+    fn directory(&self) -> Result<Source, RunError> {
+        Ok(Source::open(&self.config, &self.secrets)?)
     }
 
     /// A hash of everything that shapes a read and a plan. A stored directory copy made under
@@ -360,7 +351,7 @@ impl Context {
         let directory = self.directory()?;
         let info = self.state.copy_info()?;
         let reason = match &info {
-            _ if !self.config.ldap.incremental => None,
+            _ if !directory.tracks_changes() => None,
             None => Some("no directory copy yet (first sync, or the cache was cleared)"),
             Some(info) if info.fingerprint != fingerprint => {
                 Some("the [ldap] or [sync] settings changed since the last read")
@@ -393,7 +384,7 @@ impl Context {
         };
         let options = ReadOptions {
             include_deleted: true,
-            track_changes: self.config.ldap.incremental,
+            track_changes: directory.tracks_changes(),
         };
         let read = directory.read(options, progress).await?;
         let info = read.watermark.map(|watermark| CopyInfo {

@@ -18,7 +18,7 @@ use orgsync_proto::{Diff, InstallationStatus, SyncOutcome, SyncReport, TestRepor
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::{self, Config, ConfigError};
-use crate::directory::Progress;
+use crate::directory::{EntryKind, Progress};
 use crate::engine::{self, Context, RunError, SyncOptions};
 use crate::org::ApiKey;
 use crate::paths::Paths;
@@ -973,7 +973,7 @@ impl<'a> RunProgress<'a> {
 }
 
 impl Progress for RunProgress<'_> {
-    fn entries_read(&self, what: &'static str, count: usize) {
+    fn entries_read(&self, kind: EntryKind, count: usize) {
         let mut current = self
             .service
             .inner
@@ -983,9 +983,9 @@ impl Progress for RunProgress<'_> {
         let Some(run) = current.as_mut().filter(|r| r.id == self.run.id) else {
             return;
         };
-        match what {
-            "groups" => run.groups_read = count,
-            _ => run.users_read = count,
+        match kind {
+            EntryKind::Groups => run.groups_read = count,
+            EntryKind::Users => run.users_read = count,
         }
         if count.is_multiple_of(PROGRESS_EVERY) {
             let run = run.clone();

@@ -362,17 +362,91 @@ pub struct ReadOptions {
     pub track_changes: bool,
 }
 
+/// What a source is reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Users,
+    Groups,
+}
+
+impl EntryKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Users => "users",
+            EntryKind::Groups => "groups",
+        }
+    }
+}
+
 /// Receives progress while a source reads, for a progress indicator.
 pub trait Progress: Send + Sync {
-    /// `what` is "users" or "groups"; `count` entries of it have been read so far.
-    fn entries_read(&self, what: &'static str, count: usize);
+    /// `count` entries of `kind` have been read so far.
+    fn entries_read(&self, kind: EntryKind, count: usize);
 }
 
 /// A progress sink that ignores everything.
 pub struct NoProgress;
 
 impl Progress for NoProgress {
-    fn entries_read(&self, _what: &'static str, _count: usize) {}
+    fn entries_read(&self, _kind: EntryKind, _count: usize) {}
+}
+
+/// The configured directory source, built by [`Source::open`]: one variant per source, so the
+/// engine and the service go through it and name no source themselves.
+pub enum Source {
+    Ldap(ldap::LdapDirectory),
+}
+
+impl Source {
+    /// The source the configuration names, with its secrets.
+    ///
+    /// # Errors
+    /// When a secret the source needs is not set or cannot be read.
+    pub fn open(
+        config: &crate::config::ResolvedConfig,
+        secrets: &crate::secrets::Secrets,
+    ) -> Result<Source, DirectoryError> {
+        Ok(Source::Ldap(ldap::LdapDirectory::open(
+            config.ldap.clone(),
+            secrets,
+            config.sync.groups,
+        )?))
+    }
+
+    /// Whether reads can continue from a watermark (the source's own setting).
+    pub fn tracks_changes(&self) -> bool {
+        match self {
+            Source::Ldap(ldap) => ldap.tracks_changes(),
+        }
+    }
+}
+
+impl Directory for Source {
+    async fn read(
+        &self,
+        options: ReadOptions,
+        progress: &dyn Progress,
+    ) -> Result<FullRead, DirectoryError> {
+        match self {
+            Source::Ldap(ldap) => ldap.read(options, progress).await,
+        }
+    }
+
+    async fn read_changes(
+        &self,
+        watermark: &str,
+        progress: &dyn Progress,
+    ) -> Result<Option<Changes>, DirectoryError> {
+        match self {
+            Source::Ldap(ldap) => ldap.read_changes(watermark, progress).await,
+        }
+    }
+
+    async fn follow(&self, on_change: &(dyn Fn() + Send + Sync)) -> Result<bool, DirectoryError> {
+        match self {
+            Source::Ldap(ldap) => ldap.follow(on_change).await,
+        }
+    }
 }
 
 /// The one trait every directory source implements.

@@ -439,16 +439,20 @@ async fn measure_size(n: usize, runs: usize, pairs: usize) -> (String, String) {
         first.push(orgsync_timed(&inst, &["sync"]));
         server_times.push(server.import_time().as_secs_f64());
 
-        // An unchanged sync that reads everything, as without change tracking.
-        inst.set("sync.full_read_hours", "0");
+        // An unchanged sync that reads everything, as without change tracking (the
+        // reconciliation is not due: the first sync just sent everything).
+        inst.set("ldap.incremental", "false");
         let before = server.import_count();
         let bytes = proxy.settled_bytes().await;
         second.push(orgsync_timed(&inst, &["sync"]));
         full_bytes.push((proxy.settled_bytes().await - bytes) as f64);
         second_imports = second_imports.max(server.import_count() - before);
 
-        // Incremental polls: unchanged, then after a few changes.
-        inst.set("sync.full_read_hours", "24");
+        // Incremental polls: unchanged, then after a few changes. Turning change tracking back
+        // on reads in full once more (the settings changed), which stores the copy to poll from.
+        inst.set("ldap.incremental", "true");
+        orgsync_timed(&inst, &["sync"]);
+        let before = server.import_count();
         let bytes = proxy.settled_bytes().await;
         poll.push(orgsync_timed(&inst, &["sync"]));
         poll_bytes.push((proxy.settled_bytes().await - bytes) as f64);

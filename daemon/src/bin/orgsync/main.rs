@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use orgsync::config::{Config, ConfigError, SECRET_KEYS};
-use orgsync::directory::Progress;
+use orgsync::directory::{EntryKind, Progress};
 use orgsync::engine::{self, Context, RunError, SyncOptions};
 use orgsync::org::ApiKey;
 use orgsync::paths::Paths;
@@ -628,10 +628,10 @@ impl Spinner {
 }
 
 impl Progress for Spinner {
-    fn entries_read(&self, what: &'static str, count: usize) {
+    fn entries_read(&self, kind: EntryKind, count: usize) {
         if count.is_multiple_of(100) {
             self.bar
-                .set_message(format!("Reading the directory: {count} {what}"));
+                .set_message(format!("Reading the directory: {count} {}", kind.name()));
         }
     }
 }

@@ -26,10 +26,10 @@ pub use self::dn::normalize_dn;
 use self::session::{Entry, Session, SyncedSearch};
 use crate::config::{ExternalIdSource, ResolvedLdap};
 use crate::directory::{
-    Changes, Delta, Directory, DirectoryError, DirectoryUser, Entries, FullRead, GroupRecord,
-    Progress, ReadOptions, UserRecord,
+    Changes, Delta, Directory, DirectoryError, DirectoryUser, Entries, EntryKind, FullRead,
+    GroupRecord, Progress, ReadOptions, UserRecord,
 };
-use crate::secrets::Secret;
+use crate::secrets::{Secret, SecretKey, Secrets};
 
 /// AD's "show deleted objects" control: lets a search see tombstones under CN=Deleted Objects.
 const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";
@@ -119,6 +119,27 @@ impl LdapDirectory {
             password,
             read_groups,
         }
+    }
+
+    /// The source with its bind password from `secrets`.
+    ///
+    /// # Errors
+    /// When the password is not set or the secret store cannot be read.
+    pub fn open(
+        config: ResolvedLdap,
+        secrets: &Secrets,
+        read_groups: bool,
+    ) -> Result<Self, DirectoryError> {
+        let password = secrets
+            .get(SecretKey::LdapBindPassword)
+            .map_err(|e| DirectoryError::Config(e.to_string()))?
+            .ok_or_else(|| DirectoryError::MissingPassword(config.bind_dn.clone()))?;
+        Ok(Self::new(config, password, read_groups))
+    }
+
+    /// Whether the configuration asks for incremental reads (`ldap.incremental`).
+    pub fn tracks_changes(&self) -> bool {
+        self.config.incremental
     }
 }
 
@@ -277,7 +298,7 @@ impl LdapDirectory {
                     let record = self.user_record(&entry, false)?;
                     // The first alias is the normalised DN, the key of a paged read.
                     users.push((record.aliases[0].clone(), record));
-                    progress.entries_read("users", users.len());
+                    progress.entries_read(EntryKind::Users, users.len());
                     Ok(())
                 })
                 .await
@@ -299,7 +320,7 @@ impl LdapDirectory {
                     |entry| {
                         // The normalised DN is the key of a paged read.
                         self.collect_group(&mut groups, normalize_dn(&entry.dn), &entry)?;
-                        progress.entries_read("groups", groups.groups.len());
+                        progress.entries_read(EntryKind::Groups, groups.groups.len());
                         Ok(())
                     },
                 )
@@ -356,7 +377,7 @@ impl LdapDirectory {
                 users_cookie.as_deref(),
                 |key, entry| {
                     upserts.push((key, self.user_record(&entry, false)?));
-                    progress.entries_read("users", upserts.len());
+                    progress.entries_read(EntryKind::Users, upserts.len());
                     Ok(())
                 },
             )
@@ -401,7 +422,7 @@ impl LdapDirectory {
                     cookie.as_deref(),
                     |key, entry| {
                         self.collect_group(&mut read, key, &entry)?;
-                        progress.entries_read("groups", read.groups.len());
+                        progress.entries_read(EntryKind::Groups, read.groups.len());
                         Ok(())
                     },
                 )

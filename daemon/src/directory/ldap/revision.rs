@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::session::Session;
 use super::{GroupsRead, LdapDirectory, format_guid, normalize_dn};
-use crate::directory::{Changes, Delta, DirectoryError, GroupRecord, Progress};
+use crate::directory::{Changes, Delta, DirectoryError, EntryKind, GroupRecord, Progress};
 
 /// How far before the previous read's start a timestamp watermark reaches back, for clocks that
 /// disagree and for changes made while that read ran.
@@ -110,7 +110,7 @@ impl LdapDirectory {
                 None,
                 |entry| {
                     upserts.push((normalize_dn(&entry.dn), self.user_record(&entry, false)?));
-                    progress.entries_read("users", upserts.len());
+                    progress.entries_read(EntryKind::Users, upserts.len());
                     Ok(())
                 },
             )
