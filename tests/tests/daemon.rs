@@ -138,7 +138,7 @@ async fn status_until(
     .await
 }
 
-/// Waits until the history (newest first) satisfies `ok`.
+/// Waits until the finished runs of the history (newest first) satisfy `ok`.
 async fn history_until(
     daemon: &Daemon,
     what: &str,
@@ -147,7 +147,9 @@ async fn history_until(
 ) -> Vec<RunRecord> {
     let client = daemon.client();
     eventually(what, timeout, daemon, || async {
-        let runs = client.history(100).await.map_err(|e| e.to_string())?.runs;
+        // The finished runs: the history also shows the one in progress, as `running`.
+        let mut runs = client.history(100).await.map_err(|e| e.to_string())?.runs;
+        runs.retain(|r| r.outcome != RunOutcome::Running);
         if ok(&runs) {
             Ok(runs)
         } else {
