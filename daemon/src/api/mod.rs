@@ -185,7 +185,16 @@ async fn error_bodies(request: Request, next: Next) -> Response {
             .to_string(),
         (_, false) => text,
     };
-    ApiError::new(status, code, message).into_response()
+    let mut response = ApiError::new(status, code, message).into_response();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body is never read, so the connection cannot carry another request:
+        // say so, or a client reuses it and its next request dies with the connection.
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Loopback host names a browser or client may use for the API.
