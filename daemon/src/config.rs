@@ -723,8 +723,26 @@ pub fn keys() -> Vec<KeyDoc> {
     keys
 }
 
+/// The value `set_key` writes for `key`: a relative file path is made absolute from where the
+/// command runs, which is where the admin meant it (the daemon's working directory is another);
+/// other values as given.
+///
+/// # Errors
+/// When a relative path is given and there is no working directory.
+pub fn stored_value(key: &str, value: &str) -> Result<String, ConfigError> {
+    if !PATH_KEYS.contains(&key) || Path::new(value.trim()).is_absolute() {
+        return Ok(value.to_string());
+    }
+    let cwd = std::env::current_dir().map_err(|e| {
+        ConfigError::Key(format!(
+            "cannot make {key} = {value} absolute (no working directory: {e}); give an absolute path"
+        ))
+    })?;
+    Ok(cwd.join(value.trim()).display().to_string())
+}
+
 /// Keys whose values are file paths: `config set` stores them absolute.
-pub const PATH_KEYS: [&str; 4] = [
+const PATH_KEYS: [&str; 4] = [
     "server.ca_file",
     "ldap.ca_file",
     "ldap.client_cert_file",
@@ -1246,21 +1264,8 @@ pub fn set_key(
             "{key:?} is not a config key; keys look like ldap.host or sync.user_filter (see `orgsync config show`)"
         )));
     }
-    // A relative path is made absolute from where the command runs, which is where the admin
-    // meant it (the daemon's working directory is another).
-    let absolute;
-    let value = match value {
-        Some(value) if PATH_KEYS.contains(&key) && Path::new(value.trim()).is_relative() => {
-            let cwd = std::env::current_dir().map_err(|e| {
-                ConfigError::Key(format!(
-                    "cannot make {key} = {value} absolute (no working directory: {e}); give an absolute path"
-                ))
-            })?;
-            absolute = cwd.join(value.trim()).display().to_string();
-            Some(absolute.as_str())
-        }
-        other => other,
-    };
+    let stored = value.map(|value| stored_value(key, value)).transpose()?;
+    let value = stored.as_deref();
     let candidates: Vec<toml_edit::Item> = match value {
         None => vec![toml_edit::Item::None],
         Some(value) => typed_candidates(value),

@@ -212,9 +212,7 @@ impl Context {
             reconciled: None,
         };
         let reconcile = self.reconcile_due(started)?;
-        let read = self
-            .read(started, &fingerprint, reconcile, progress)
-            .await?;
+        let read = self.read(&fingerprint, reconcile, progress).await?;
 
         // Nothing changed since the last recorded sync: the organization already matches.
         if let Read::Unchanged { info } = &read {
@@ -273,13 +271,16 @@ impl Context {
             false => plan.change_requests(),
         };
         let last_hash = self.state.last_hash()?;
-        let reason = match () {
-            _ if requests.is_empty() => None,
-            _ if reconcile && full => Some(SendReason::Reconcile),
-            _ if last_hash.is_none() => Some(SendReason::NothingRecorded),
-            _ if last_hash.as_deref() != Some(hash.as_str()) => Some(SendReason::RequestChanged),
-            _ if plan.has_state_changes() => Some(SendReason::RequestChanged),
-            _ => None,
+        let reason = if requests.is_empty() {
+            None
+        } else if last_hash.is_none() {
+            Some(SendReason::NothingRecorded)
+        } else if reconcile && full {
+            Some(SendReason::Reconcile)
+        } else if last_hash != Some(hash.clone()) || plan.has_state_changes() {
+            Some(SendReason::RequestChanged)
+        } else {
+            None
         };
         let Some(reason) = reason else {
             self.state.record_unchanged(&times, copy)?;
@@ -343,7 +344,6 @@ impl Context {
     /// everything otherwise (with change tracking, so the next read can be incremental).
     async fn read(
         &self,
-        started: DateTime<Utc>,
         fingerprint: &str,
         reconcile: bool,
         progress: &dyn Progress,
@@ -390,7 +390,6 @@ impl Context {
         let info = read.watermark.map(|watermark| CopyInfo {
             watermark,
             fingerprint: fingerprint.to_string(),
-            full_read_at: rfc3339(started),
             users_read: 0,
             groups_read: 0,
         });

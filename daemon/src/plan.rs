@@ -345,8 +345,6 @@ struct Member<'a> {
     user: &'a DirectoryUser,
     /// The user's email, or for a tombstone the one it was synced with.
     email: &'a str,
-    /// The email came from the synced state, not the directory.
-    email_from_state: bool,
     /// Sent as `deleted: true` (removed or kept out of the organization).
     removed: bool,
 }
@@ -445,7 +443,8 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         .collect();
     let state_removals = members
         .iter()
-        .filter(|m| m.email_from_state)
+        // The email came from the synced state: the directory no longer has one.
+        .filter(|m| m.user.email.is_none())
         .map(|m| m.user.external_id.clone())
         .collect();
     // Freed before the user lists are built, which is when a large plan's memory peaks.
@@ -564,7 +563,6 @@ fn normalise_users<'a>(
         members.push(Member {
             user,
             email,
-            email_from_state: user.email.is_none(),
             removed,
         });
     }

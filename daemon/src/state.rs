@@ -100,15 +100,13 @@ pub struct SyncTimes {
     pub reconciled: Option<String>,
 }
 
-/// What the stored directory copy is: where the next incremental read starts, which settings
-/// it was read with, and when it was last read in full.
+/// What the stored directory copy is: where the next incremental read starts, and which
+/// settings it was read with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyInfo {
     pub watermark: String,
     /// A hash of the settings that shape a read; another value means the copy is stale.
     pub fingerprint: String,
-    /// RFC 3339.
-    pub full_read_at: String,
     /// What the last sync read, reported again when nothing changed.
     pub users_read: usize,
     pub groups_read: usize,
@@ -708,7 +706,6 @@ mod tests {
         let info = CopyInfo {
             watermark: "w1".into(),
             fingerprint: "f".into(),
-            full_read_at: "2026-01-01T00:00:00Z".into(),
             users_read: 2,
             groups_read: 1,
         };

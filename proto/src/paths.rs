@@ -12,21 +12,13 @@ pub struct Paths {
 }
 
 impl Paths {
-    /// `--config` / `ORGSYNC_CONFIG` or `~/.config/orgsync/config.toml`; `ORGSYNC_DATA_DIR` or
-    /// `~/.local/share/orgsync`. `config_flag` is the value of a `--config` argument.
+    /// `--config` / `ORGSYNC_CONFIG` or `~/.config/orgsync/config.toml`; `--data-dir` /
+    /// `ORGSYNC_DATA_DIR` or `~/.local/share/orgsync`. The flags are the values of the command
+    /// line arguments.
     ///
     /// # Errors
     /// When a default is needed and there is no home directory to put it in.
-    pub fn resolve(config_flag: Option<PathBuf>) -> Result<Paths, String> {
-        Self::resolve_with(config_flag, None)
-    }
-
-    /// Like [`Paths::resolve`], with a `--data-dir` argument too (it wins over
-    /// `ORGSYNC_DATA_DIR`).
-    ///
-    /// # Errors
-    /// As [`Paths::resolve`].
-    pub fn resolve_with(
+    pub fn resolve(
         config_flag: Option<PathBuf>,
         data_dir_flag: Option<PathBuf>,
     ) -> Result<Paths, String> {

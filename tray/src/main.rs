@@ -37,7 +37,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.verbose);
-    let installation = match Paths::resolve_with(args.config, args.data_dir) {
+    let installation = match Paths::resolve(args.config, args.data_dir) {
         Ok(installation) => installation,
         Err(e) => {
             tracing::error!("{e}");

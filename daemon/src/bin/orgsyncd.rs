@@ -117,7 +117,7 @@ fn init_logging(format: LogFormat, verbose: u8) {
 }
 
 async fn run(args: Args) -> Result<(), (u8, String)> {
-    let paths = Paths::resolve_with(args.config, args.data_dir).map_err(|e| (2, e))?;
+    let paths = Paths::resolve(args.config, args.data_dir).map_err(|e| (2, e))?;
     paths.check_owner(true).map_err(|e| (2, e))?;
     // A bad config or a damaged state file needs a person: exit 2, which the systemd units
     // do not restart on (RestartPreventExitStatus), instead of failing again every few seconds.

@@ -121,8 +121,8 @@ struct Installation {
 
 impl Installation {
     fn open(args: &Args) -> Result<Installation, Failure> {
-        let paths = Paths::resolve_with(args.config.clone(), args.data_dir.clone())
-            .map_err(Failure::Usage)?;
+        let paths =
+            Paths::resolve(args.config.clone(), args.data_dir.clone()).map_err(Failure::Usage)?;
         paths
             .check_owner(!args.command.only_looks())
             .map_err(Failure::Usage)?;
@@ -533,13 +533,8 @@ async fn write_key(
     }
     match value {
         Some(value) => {
-            // A relative path was stored absolute (see `config::set_key`); say what was stored.
-            let stored = match orgsync::config::PATH_KEYS.contains(&key) {
-                true => std::env::current_dir()
-                    .map(|cwd| cwd.join(value.trim()).display().to_string())
-                    .unwrap_or_else(|_| value.to_string()),
-                false => value.to_string(),
-            };
+            // Say what was stored (a relative path is stored absolute).
+            let stored = orgsync::config::stored_value(key, value)?;
             println!("Set {key} = {stored} in {}.", path.display())
         }
         None => println!(
