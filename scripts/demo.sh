@@ -65,8 +65,8 @@ orgsync config set ldap.ca_file "$demo/directory-ca.pem"
 orgsync config set ldap.bind_dn "$(field "$demo/directory.json" bind_dn)"
 orgsync config set ldap.root_path "$(field "$demo/directory.json" root_path)"
 orgsync config set ldap.disabled_filter '(pwdAccountLockedTime=*)'
-orgsync config set sync.user_path ou=people
-orgsync config set sync.group_path ou=groups
+orgsync config set ldap.user_path ou=people
+orgsync config set ldap.group_path ou=groups
 orgsync config set sync.remove_disabled true
 orgsync config set server.url "$(field "$demo/organization.json" base_url)"
 field "$demo/directory.json" bind_password | orgsync config set-secret ldap.bind_password --stdin

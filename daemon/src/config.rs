@@ -13,6 +13,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::directory::DirectoryKind;
+use crate::directory::Settings as DirectorySettings;
+pub use crate::directory::ldap::config::{Encryption, ExternalIdSource, LdapConfig, ResolvedLdap};
+
+mod legacy;
+pub use legacy::Moved;
+
 /// Errors loading or changing the configuration. Every message names the key or file and says
 /// what to do.
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +59,13 @@ impl std::fmt::Display for Problem {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Which directory to read. Only `ldap` (which includes Active Directory) for now.
+    /// Which directory to read.
     #[serde(default)]
-    pub directory: DirectoryKind,
+    pub directory: DirectoryTable,
     /// The Bitwarden (or Vaultwarden) server that hosts the organization.
     #[serde(default)]
     pub server: ServerConfig,
-    /// LDAP / Active Directory connection and schema.
+    /// LDAP / Active Directory: connection, schema and filters (`directory.type = "ldap"`).
     #[serde(default)]
     pub ldap: LdapConfig,
     /// What to sync and how.
@@ -73,13 +80,19 @@ pub struct Config {
     /// The always-on daemon `orgsyncd`.
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// Keys the file still has in the place an earlier release wrote them, read from there.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub moved: Vec<Moved>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DirectoryKind {
-    #[default]
-    Ldap,
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryTable {
+    /// The directory orgsync reads: `ldap` (LDAP and Active Directory). Its settings are in
+    /// the table of the same name.
+    #[serde(default, rename = "type")]
+    pub kind: DirectoryKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -124,123 +137,8 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Encryption {
-    /// Plain LDAP (the bind password crosses the network in clear text).
-    #[default]
-    None,
-    /// TLS from the first byte (`ldaps://`, usually port 636).
-    Ldaps,
-    /// Plain connection upgraded with the StartTLS extended operation.
-    Starttls,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LdapConfig {
-    /// Server host name or IP address.
-    #[serde(default)]
-    pub host: String,
-    /// Server port; defaults to 636 with `encryption = "ldaps"`, else 389.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    /// `none`, `ldaps` or `starttls`.
-    #[serde(default)]
-    pub encryption: Encryption,
-    /// CA certificate bundle (PEM) that signed the server's certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub client_cert_file: Option<PathBuf>,
-    /// Client private key (PEM) for mutual TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub client_key_file: Option<PathBuf>,
-    /// Do not verify the server certificate. Dangerous: anyone on the path can read the bind
-    /// password. orgsync warns on every run.
-    #[serde(default)]
-    pub skip_verify: bool,
-    /// DN (or for AD `DOMAIN\user` / UPN) to bind as. The password is a secret:
-    /// `orgsync config set-secret ldap.bind_password`.
-    #[serde(default)]
-    pub bind_dn: String,
-    /// Base DN of all searches, e.g. `dc=example,dc=org`.
-    #[serde(default)]
-    pub root_path: String,
-    /// Active Directory mode: AD attribute defaults, objectGUID, userAccountControl, deleted objects.
-    #[serde(default)]
-    pub active_directory: bool,
-    /// Use the Simple Paged Results control (RFC 2696). Always on in AD mode.
-    #[serde(default = "default_true")]
-    pub paged_search: bool,
-    /// Entries per page for paged searches.
-    #[serde(default = "default_page_size")]
-    pub page_size: u32,
-    /// Read only what changed since the last sync where the server tracks changes (RFC 4533
-    /// content synchronisation: OpenLDAP with the `syncprov` overlay). Elsewhere every read is
-    /// full.
-    #[serde(default = "default_true")]
-    pub incremental: bool,
-    /// Give up connecting after this long.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_seconds: u64,
-    /// Give up on a single LDAP operation (bind, one search page) after this long.
-    #[serde(default = "default_operation_timeout")]
-    pub timeout_seconds: u64,
-    /// Attribute whose value is the stable id sent to the organization as `externalId`. Default:
-    /// `objectGUID` in AD mode, `entryUUID` otherwise. `dn` uses the entry's DN like Directory
-    /// Connector does (choose it to continue an organization provisioned by Directory Connector).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external_id_attribute: Option<String>,
-    /// LDAP filter matching disabled users on servers without AD's userAccountControl, e.g.
-    /// `(pwdAccountLockedTime=*)` or `(nsAccountLock=TRUE)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disabled_filter: Option<String>,
-    /// Attribute holding the user name that `memberUid` values refer to. Default `uid`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid_attribute: Option<String>,
-}
-
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
-}
-fn default_page_size() -> u32 {
-    500
-}
-fn default_connect_timeout() -> u64 {
-    10
-}
-fn default_operation_timeout() -> u64 {
-    120
-}
-
-impl Default for LdapConfig {
-    fn default() -> Self {
-        LdapConfig {
-            host: String::new(),
-            port: None,
-            encryption: Encryption::None,
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
-            skip_verify: false,
-            bind_dn: String::new(),
-            root_path: String::new(),
-            active_directory: false,
-            paged_search: true,
-            page_size: default_page_size(),
-            incremental: true,
-            connect_timeout_seconds: default_connect_timeout(),
-            timeout_seconds: default_operation_timeout(),
-            external_id_attribute: None,
-            disabled_filter: None,
-            uid_attribute: None,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -259,54 +157,6 @@ pub struct SyncConfig {
     /// (seconds optional) or `@hourly`. Times are UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
-    /// Extra LDAP filter for users, ANDed with the object class, e.g. `(memberOf=cn=staff,...)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_filter: Option<String>,
-    /// Extra LDAP filter for groups.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_filter: Option<String>,
-    /// Where users live, relative to `ldap.root_path` (e.g. `ou=people`). AD default `CN=Users`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_path: Option<String>,
-    /// Where groups live, relative to `ldap.root_path` (e.g. `ou=groups`). AD default `CN=Users`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_path: Option<String>,
-    /// Object class of users. Default `person` in AD mode, `inetOrgPerson` otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_object_class: Option<String>,
-    /// Object class of groups. Default `group` in AD mode, `groupOfNames` otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_object_class: Option<String>,
-    /// Attribute holding the user's email. Default `mail`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_attribute: Option<String>,
-    /// Attribute holding the group's name. Default `name` in AD mode, `cn` otherwise (falls back
-    /// to `cn` when the entry lacks it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_name_attribute: Option<String>,
-    /// Attribute listing a group's members: `member` / `uniqueMember` (DNs) or `memberUid`
-    /// (user names). Default `member`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member_attribute: Option<String>,
-    /// When a user has no email, build one from `email_prefix_attribute` + `email_suffix`.
-    #[serde(default)]
-    pub use_email_prefix_suffix: bool,
-    /// Attribute giving the local part of a synthesised email. Default `sAMAccountName` in AD
-    /// mode, `uid` otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_prefix_attribute: Option<String>,
-    /// Appended to the prefix, e.g. `@example.com` (must start with `@`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_suffix: Option<String>,
-    /// Does nothing: accepted so Directory Connector settings carry over (it stores but never
-    /// uses it). orgsync warns on every run while it is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub creation_date_attribute: Option<String>,
-    /// Does nothing: accepted so Directory Connector settings carry over (it filters on it,
-    /// e.g. `modifyTimestamp` or AD `whenChanged`). orgsync tracks changes with
-    /// `ldap.incremental` instead, and warns on every run while this is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision_date_attribute: Option<String>,
     /// Every this many hours a sync reads the whole directory and sends the organization
     /// everything it must hold, even when nothing changed, so what was changed there by hand is
     /// repaired (a member removed by hand comes back). 0: every sync does.
@@ -346,20 +196,6 @@ impl Default for SyncConfig {
             groups: true,
             interval_minutes: default_interval(),
             schedule: None,
-            user_filter: None,
-            group_filter: None,
-            user_path: None,
-            group_path: None,
-            user_object_class: None,
-            group_object_class: None,
-            email_attribute: None,
-            group_name_attribute: None,
-            member_attribute: None,
-            use_email_prefix_suffix: false,
-            email_prefix_attribute: None,
-            email_suffix: None,
-            creation_date_attribute: None,
-            revision_date_attribute: None,
             remove_disabled: false,
             full_read_hours: default_full_read_hours(),
             remove_missing_users: true,
@@ -484,7 +320,8 @@ pub struct ServerUrls {
 #[derive(Clone, Debug)]
 pub struct ResolvedConfig {
     pub server: ResolvedServer,
-    pub ldap: ResolvedLdap,
+    /// The settings of the directory source in use.
+    pub directory: DirectorySettings,
     pub sync: SyncConfig,
     pub safety: SafetyConfig,
     pub secrets: SecretsConfig,
@@ -499,52 +336,15 @@ pub struct ResolvedServer {
     pub timeout: Duration,
 }
 
-/// LDAP settings with AD / non-AD defaults applied.
-#[derive(Clone, Debug)]
-pub struct ResolvedLdap {
-    pub url: String,
-    pub encryption: Encryption,
-    pub ca_file: Option<PathBuf>,
-    pub client_cert: Option<(PathBuf, PathBuf)>,
-    pub skip_verify: bool,
-    pub bind_dn: String,
-    pub active_directory: bool,
-    /// `None` when paging is off.
-    pub page_size: Option<u32>,
-    /// Track changes where the server can (`ldap.incremental`).
-    pub incremental: bool,
-    pub connect_timeout: Duration,
-    pub operation_timeout: Duration,
-    pub user_base: String,
-    pub group_base: String,
-    pub root_path: String,
-    pub user_filter: String,
-    pub group_filter: String,
-    pub disabled_filter: Option<String>,
-    pub external_id: ExternalIdSource,
-    pub email_attribute: String,
-    /// `(prefix attribute, suffix)` when emails are synthesised.
-    pub email_prefix_suffix: Option<(String, String)>,
-    pub group_name_attribute: String,
-    pub member_attribute: String,
-    pub uid_attribute: String,
-}
-
-/// Where a user's or group's `externalId` comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExternalIdSource {
-    /// The entry DN, like Directory Connector on non-AD servers.
-    Dn,
-    /// AD's binary objectGUID, formatted as a GUID string.
-    ObjectGuid,
-    /// Any other attribute, used as a string (e.g. `entryUUID`, `nsUniqueId`, `ipaUniqueID`).
-    Attribute(String),
-}
-
 impl Config {
     /// Parses a config file's text. `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e: toml::de::Error| {
+        let (text, moved) = legacy::upgrade_text(text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let text = text.as_ref();
+        let mut config: Config = toml::from_str(text).map_err(|e: toml::de::Error| {
             let key = e.span().and_then(|span| key_at(text, span.start));
             let message = humanise(&e.to_string());
             ConfigError::Parse {
@@ -554,7 +354,9 @@ impl Config {
                     None => message,
                 },
             }
-        })
+        })?;
+        config.moved = moved;
+        Ok(config)
     }
 
     /// Loads the file, or the defaults if it does not exist yet. Relative file paths in it are
@@ -581,7 +383,7 @@ impl Config {
     pub fn resolve(&self) -> Result<ResolvedConfig, ConfigError> {
         let mut problems = Vec::new();
         let server = self.server.resolve(&mut problems);
-        let ldap = self.ldap.resolve(&self.sync, &mut problems);
+        let directory = DirectorySettings::resolve(self, &mut problems);
         if let Err(message) = self.daemon.listen_address() {
             problems.push(Problem {
                 key: "daemon.address".into(),
@@ -603,7 +405,7 @@ impl Config {
         }
         Ok(ResolvedConfig {
             server,
-            ldap,
+            directory,
             sync: self.sync.clone(),
             safety: self.safety.clone(),
             secrets: self.secrets.clone(),
@@ -614,17 +416,8 @@ impl Config {
     /// Settings that work but that an admin should hear about on every run: keys that do
     /// nothing, and secrets that would travel in clear.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = self.sync.inert_keys();
-        let host = self.ldap.host.trim();
-        if self.ldap.encryption == Encryption::None && !host.is_empty() && !is_loopback_host(host) {
-            let of = match self.ldap.bind_dn.trim() {
-                "" => String::new(),
-                dn => format!(" of {dn}"),
-            };
-            warnings.push(format!(
-                "ldap.encryption = none: the bind password{of} travels in clear to {host}; use `orgsync config set ldap.encryption ldaps` (or starttls)"
-            ));
-        }
+        let mut warnings: Vec<String> = self.moved.iter().map(ToString::to_string).collect();
+        warnings.extend(self.directory.kind.warnings(self));
         for (key, url) in [
             ("server.url", Some(self.server.url.as_str())),
             ("server.api_url", self.server.api_url.as_deref()),
@@ -645,19 +438,17 @@ impl Config {
 
     /// Makes relative file paths absolute, from `dir`.
     fn anchor_paths(&mut self, dir: &Path) {
-        for path in [
-            &mut self.server.ca_file,
-            &mut self.ldap.ca_file,
-            &mut self.ldap.client_cert_file,
-            &mut self.ldap.client_key_file,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if path.is_relative() {
+        let anchor = |path: &mut Option<PathBuf>| {
+            if let Some(path) = path
+                && path.is_relative()
+            {
                 *path = dir.join(&*path);
             }
-        }
+        };
+        anchor(&mut self.server.ca_file);
+        crate::directory::file_paths(self)
+            .into_iter()
+            .for_each(anchor);
     }
 }
 
@@ -676,12 +467,9 @@ pub fn keys() -> Vec<KeyDoc> {
     use utoipa::PartialSchema;
     use utoipa::openapi::{RefOr, Schema};
     let defaults = toml::Value::try_from(Config::default()).ok();
-    let default_of = |section: Option<&str>, name: &str| {
-        let table = match section {
-            Some(section) => defaults.as_ref()?.get(section)?,
-            None => defaults.as_ref()?,
-        };
-        table.get(name).map(ToString::to_string)
+    let default_of = |section: &str, name: &str| {
+        let value = defaults.as_ref()?.get(section)?.get(name)?;
+        Some(value.to_string())
     };
     let description = |schema: &RefOr<Schema>| match schema {
         RefOr::T(Schema::Object(o)) => o.description.clone(),
@@ -691,30 +479,25 @@ pub fn keys() -> Vec<KeyDoc> {
         RefOr::Ref(r) => Some(r.description.clone()).filter(|d| !d.is_empty()),
         _ => None,
     };
-    let sections: [(Option<&str>, RefOr<Schema>); 7] = [
-        (None, Config::schema()),
-        (Some("server"), ServerConfig::schema()),
-        (Some("ldap"), LdapConfig::schema()),
-        (Some("sync"), SyncConfig::schema()),
-        (Some("safety"), SafetyConfig::schema()),
-        (Some("secrets"), SecretsConfig::schema()),
-        (Some("daemon"), DaemonConfig::schema()),
+    let mut sections = vec![
+        ("directory", DirectoryTable::schema()),
+        ("server", ServerConfig::schema()),
     ];
+    sections.extend(crate::directory::config_tables());
+    sections.extend([
+        ("sync", SyncConfig::schema()),
+        ("safety", SafetyConfig::schema()),
+        ("secrets", SecretsConfig::schema()),
+        ("daemon", DaemonConfig::schema()),
+    ]);
     let mut keys = Vec::new();
     for (section, schema) in sections {
         let RefOr::T(Schema::Object(object)) = schema else {
             continue;
         };
         for (name, property) in &object.properties {
-            // The top level lists the sections themselves; only its scalar keys are keys.
-            if section.is_none() && name != "directory" {
-                continue;
-            }
             keys.push(KeyDoc {
-                key: match section {
-                    Some(section) => format!("{section}.{name}"),
-                    None => name.clone(),
-                },
+                key: format!("{section}.{name}"),
                 default: default_of(section, name),
                 doc: description(property).unwrap_or_default(),
             });
@@ -730,7 +513,7 @@ pub fn keys() -> Vec<KeyDoc> {
 /// # Errors
 /// When a relative path is given and there is no working directory.
 pub fn stored_value(key: &str, value: &str) -> Result<String, ConfigError> {
-    if !PATH_KEYS.contains(&key) || Path::new(value.trim()).is_absolute() {
+    if !is_path_key(key) || Path::new(value.trim()).is_absolute() {
         return Ok(value.to_string());
     }
     let cwd = std::env::current_dir().map_err(|e| {
@@ -742,15 +525,12 @@ pub fn stored_value(key: &str, value: &str) -> Result<String, ConfigError> {
 }
 
 /// Keys whose values are file paths: `config set` stores them absolute.
-const PATH_KEYS: [&str; 4] = [
-    "server.ca_file",
-    "ldap.ca_file",
-    "ldap.client_cert_file",
-    "ldap.client_key_file",
-];
+fn is_path_key(key: &str) -> bool {
+    key == "server.ca_file" || crate::directory::is_path_key(key)
+}
 
 /// `localhost`, `127.x.y.z`, `::1` (bracketed or not).
-fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim().trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
@@ -800,25 +580,6 @@ fn humanise(message: &str) -> String {
         .replace("expected a string", "expected text")
         .replace("invalid type: string", "invalid value: text")
         .replace("invalid type: integer", "invalid value: the number")
-}
-
-impl SyncConfig {
-    /// Directory Connector's keys that orgsync accepts but does not use, when they are set,
-    /// each with what orgsync does instead: an admin who sets one must not believe it matters.
-    pub fn inert_keys(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        if let Some(value) = &self.revision_date_attribute {
-            warnings.push(format!(
-                "sync.revision_date_attribute = {value:?} does nothing in orgsync: changes are tracked with ldap.incremental (content sync, uSNChanged or modifyTimestamp) and sync.full_read_hours; remove it with `orgsync config unset sync.revision_date_attribute`"
-            ));
-        }
-        if let Some(value) = &self.creation_date_attribute {
-            warnings.push(format!(
-                "sync.creation_date_attribute = {value:?} does nothing (Directory Connector never used it either); remove it with `orgsync config unset sync.creation_date_attribute`"
-            ));
-        }
-        warnings
-    }
 }
 
 impl ServerConfig {
@@ -907,7 +668,7 @@ enum Pem {
     PrivateKey,
 }
 
-fn check_file(key: &str, path: Option<&Path>, problems: &mut Vec<Problem>) {
+pub(crate) fn check_file(key: &str, path: Option<&Path>, problems: &mut Vec<Problem>) {
     let pem = match key.ends_with("client_key_file") {
         true => Pem::PrivateKey,
         false => Pem::Certificates,
@@ -954,198 +715,8 @@ fn pem_problem(path: &Path, pem: Pem) -> Option<String> {
     }
 }
 
-/// Checks a filter with ldap3's own RFC 4515 parser, the one that will send it.
-fn check_filter(key: &str, filter: &str, problems: &mut Vec<Problem>) {
-    let filter = filter.trim();
-    if !filter.starts_with('(') || ldap3::parse_filter(filter).is_err() {
-        problems.push(Problem {
-            key: key.into(),
-            message: format!(
-                "{filter:?} is not one parenthesised LDAP filter; write it like (cn=Sales) or (&(a=1)(b=2))"
-            ),
-        });
-    }
-}
-
-fn non_blank(value: &Option<String>) -> Option<&str> {
+pub(crate) fn non_blank(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-impl LdapConfig {
-    fn resolve(&self, sync: &SyncConfig, problems: &mut Vec<Problem>) -> ResolvedLdap {
-        let ad = self.active_directory;
-        if self.host.trim().is_empty() {
-            problems.push(Problem {
-                key: "ldap.host".into(),
-                message: "is not set; run `orgsync config set ldap.host ldap.example.com`".into(),
-            });
-        }
-        if self.bind_dn.trim().is_empty() {
-            problems.push(Problem {
-                key: "ldap.bind_dn".into(),
-                message: "is not set; run `orgsync config set ldap.bind_dn cn=reader,dc=example,dc=org` (anonymous binds are not supported)".into(),
-            });
-        }
-        let root_path = self.root_path.trim().to_string();
-        if root_path.is_empty() {
-            problems.push(Problem {
-                key: "ldap.root_path".into(),
-                message: "is not set; run `orgsync config set ldap.root_path dc=example,dc=org`"
-                    .into(),
-            });
-        } else if !root_path.contains('=') {
-            problems.push(Problem {
-                key: "ldap.root_path".into(),
-                message: format!("{root_path:?} is not a DN; write it like dc=example,dc=org"),
-            });
-        }
-        if self.port == Some(0) {
-            problems.push(Problem {
-                key: "ldap.port".into(),
-                message: "0 is not a port; use 1 to 65535, or unset it for 389 (636 with ldaps)"
-                    .into(),
-            });
-        }
-        if self.page_size == 0 || self.page_size > 100_000 {
-            problems.push(Problem {
-                key: "ldap.page_size".into(),
-                message: format!(
-                    "{} is out of range; use 1 to 100000 (500 is a good value)",
-                    self.page_size
-                ),
-            });
-        }
-        for (key, value) in [
-            ("ldap.connect_timeout_seconds", self.connect_timeout_seconds),
-            ("ldap.timeout_seconds", self.timeout_seconds),
-        ] {
-            if value == 0 {
-                problems.push(Problem {
-                    key: key.into(),
-                    message: "must be at least 1 second".into(),
-                });
-            }
-        }
-        check_file("ldap.ca_file", self.ca_file.as_deref(), problems);
-        check_file(
-            "ldap.client_cert_file",
-            self.client_cert_file.as_deref(),
-            problems,
-        );
-        check_file(
-            "ldap.client_key_file",
-            self.client_key_file.as_deref(),
-            problems,
-        );
-        let client_cert = match (&self.client_cert_file, &self.client_key_file) {
-            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
-            (None, None) => None,
-            // Named under the missing one, so `config set` can set them one after the other.
-            (Some(_), None) => {
-                problems.push(Problem {
-                    key: "ldap.client_key_file".into(),
-                    message: "is required with ldap.client_cert_file; set it to the client's private key (PEM)".into(),
-                });
-                None
-            }
-            (None, Some(_)) => {
-                problems.push(Problem {
-                    key: "ldap.client_cert_file".into(),
-                    message: "is required with ldap.client_key_file; set it to the client certificate (PEM)".into(),
-                });
-                None
-            }
-        };
-        if client_cert.is_some() && self.ca_file.is_none() {
-            problems.push(Problem {
-                key: "ldap.ca_file".into(),
-                message: "is required with a client certificate; set it to the CA that signed the server's certificate".into(),
-            });
-        }
-        if self.encryption == Encryption::None && (self.ca_file.is_some() || client_cert.is_some())
-        {
-            problems.push(Problem {
-                key: "ldap.encryption".into(),
-                message: "is `none` but TLS files are set; set it to `ldaps` or `starttls`".into(),
-            });
-        }
-        if let Some(filter) = non_blank(&self.disabled_filter) {
-            check_filter("ldap.disabled_filter", filter, problems);
-        }
-
-        let port = self.port.unwrap_or(match self.encryption {
-            Encryption::Ldaps => 636,
-            _ => 389,
-        });
-        let scheme = if self.encryption == Encryption::Ldaps {
-            "ldaps"
-        } else {
-            "ldap"
-        };
-        let host = self.host.trim();
-        let host = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]") // a bare IPv6 address
-        } else {
-            host.to_string()
-        };
-
-        let pick = |value: &Option<String>, ad_default: &str, ldap_default: &str| {
-            non_blank(value)
-                .unwrap_or(if ad { ad_default } else { ldap_default })
-                .to_string()
-        };
-        let base = |path: &Option<String>| match non_blank(path).or(ad.then_some("CN=Users")) {
-            Some(path) => format!("{path},{root_path}"),
-            None => root_path.clone(),
-        };
-        let user_object_class = pick(&sync.user_object_class, "person", "inetOrgPerson");
-        let group_object_class = pick(&sync.group_object_class, "group", "groupOfNames");
-        let object_filter = |class: &str, extra: Option<&str>| match extra {
-            Some(extra) => format!("(&(objectClass={class}){extra})"),
-            None => format!("(objectClass={class})"),
-        };
-        let external_id = match non_blank(&self.external_id_attribute) {
-            Some(a) if a.eq_ignore_ascii_case("dn") => ExternalIdSource::Dn,
-            Some(a) if a.eq_ignore_ascii_case("objectGUID") => ExternalIdSource::ObjectGuid,
-            Some(a) => ExternalIdSource::Attribute(a.to_string()),
-            None if ad => ExternalIdSource::ObjectGuid,
-            None => ExternalIdSource::Attribute("entryUUID".into()),
-        };
-        let email_prefix_suffix = sync.use_email_prefix_suffix.then(|| {
-            (
-                pick(&sync.email_prefix_attribute, "sAMAccountName", "uid"),
-                non_blank(&sync.email_suffix)
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        });
-
-        ResolvedLdap {
-            url: format!("{scheme}://{host}:{port}"),
-            encryption: self.encryption,
-            ca_file: self.ca_file.clone(),
-            client_cert,
-            skip_verify: self.skip_verify,
-            bind_dn: self.bind_dn.trim().to_string(),
-            active_directory: ad,
-            page_size: (self.paged_search || ad).then_some(self.page_size),
-            incremental: self.incremental,
-            connect_timeout: Duration::from_secs(self.connect_timeout_seconds),
-            operation_timeout: Duration::from_secs(self.timeout_seconds),
-            user_base: base(&sync.user_path),
-            group_base: base(&sync.group_path),
-            root_path: root_path.clone(),
-            user_filter: object_filter(&user_object_class, non_blank(&sync.user_filter)),
-            group_filter: object_filter(&group_object_class, non_blank(&sync.group_filter)),
-            disabled_filter: non_blank(&self.disabled_filter).map(str::to_string),
-            external_id,
-            email_attribute: pick(&sync.email_attribute, "mail", "mail"),
-            email_prefix_suffix,
-            group_name_attribute: pick(&sync.group_name_attribute, "name", "cn"),
-            member_attribute: pick(&sync.member_attribute, "member", "member"),
-            uid_attribute: non_blank(&self.uid_attribute).unwrap_or("uid").to_string(),
-        }
-    }
 }
 
 fn validate_sync(sync: &SyncConfig, problems: &mut Vec<Problem>) {
@@ -1162,28 +733,6 @@ fn validate_sync(sync: &SyncConfig, problems: &mut Vec<Problem>) {
             key: "sync.schedule".into(),
             message: e,
         });
-    }
-    if let Some(filter) = non_blank(&sync.user_filter) {
-        check_filter("sync.user_filter", filter, problems);
-    }
-    if let Some(filter) = non_blank(&sync.group_filter) {
-        check_filter("sync.group_filter", filter, problems);
-    }
-    if sync.use_email_prefix_suffix {
-        match non_blank(&sync.email_suffix) {
-            None => problems.push(Problem {
-                key: "sync.email_suffix".into(),
-                message: "is required when use_email_prefix_suffix is on; set it like @example.com"
-                    .into(),
-            }),
-            Some(suffix) if !suffix.starts_with('@') || suffix.len() < 2 => {
-                problems.push(Problem {
-                    key: "sync.email_suffix".into(),
-                    message: format!("{suffix:?} must start with @, like @example.com"),
-                })
-            }
-            Some(_) => {}
-        }
     }
     if !sync.users && !sync.groups {
         problems.push(Problem {
@@ -1234,9 +783,6 @@ pub fn read_file(path: &Path) -> Result<String, ConfigError> {
     }
 }
 
-/// Keys that name secrets. `config set` refuses them so they never land in the TOML file.
-pub const SECRET_KEYS: &[&str] = &["ldap.bind_password", "org.client_secret"];
-
 /// Sets `key` (dotted, e.g. `ldap.host`) to `value` in the config file text, keeping comments and
 /// layout. The value is typed by the schema: `true`/`false` for switches, numbers for counts,
 /// text otherwise. The result is parsed and validated as a whole before it is returned, so a bad
@@ -1247,7 +793,8 @@ pub fn set_key(
     value: Option<&str>,
     path: &Path,
 ) -> Result<String, ConfigError> {
-    if SECRET_KEYS.contains(&key) {
+    // Secrets never land in the TOML file.
+    if crate::secrets::SecretKey::from_user_name(key).is_some() {
         return Err(ConfigError::Key(format!(
             "{key} is a secret and is never written to the config file; use `orgsync config set-secret {key}`"
         )));
@@ -1258,10 +805,13 @@ pub fn set_key(
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
+    // The file is rewritten in the current layout, and an old key name still works.
+    legacy::upgrade(&mut doc).map_err(ConfigError::Key)?;
+    let key = legacy::renamed(key).unwrap_or(key);
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) || parts.len() > 2 {
         return Err(ConfigError::Key(format!(
-            "{key:?} is not a config key; keys look like ldap.host or sync.user_filter (see `orgsync config show`)"
+            "{key:?} is not a config key; keys look like ldap.host or sync.interval_minutes (see `orgsync config show`)"
         )));
     }
     let stored = value.map(|value| stored_value(key, value)).transpose()?;

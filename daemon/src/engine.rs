@@ -45,7 +45,7 @@ pub enum RunError {
 
 fn duplicate_message(entries: &[SkippedEntry]) -> String {
     let mut text = String::from(
-        "emails must be unique, but these directory entries share one; fix them in the directory (or narrow sync.user_filter) and sync again:",
+        "emails must be unique, but these directory entries share one; fix them in the directory (or narrow the user filter) and sync again:",
     );
     for entry in entries {
         text.push_str(&format!(
@@ -93,6 +93,7 @@ impl Context {
             invite_users_after_provisioning: sync.invite_users_after_provisioning,
             max_removals: self.config.safety.max_removals,
             max_removal_percent: self.config.safety.max_removal_percent,
+            user_scope: self.config.directory.user_scope(),
         }
     }
 
@@ -114,7 +115,7 @@ impl Context {
             "{}\n{}\n{:?}\n{:?}",
             env!("CARGO_PKG_VERSION"),
             crate::directory::ENTRY_FORMAT,
-            self.config.ldap,
+            self.config.directory,
             sync
         );
         base64::Engine::encode(
@@ -185,7 +186,7 @@ impl Context {
     ) -> Result<AccessToken, RunError> {
         let now = now().timestamp();
         if !force_new
-            && let Some(stored) = self.secrets.get(SecretKey::AccessToken)?
+            && let Some(stored) = self.secrets.get(SecretKey::ACCESS_TOKEN)?
             && let Some(token) = AccessToken::from_stored(&stored)
             && token.is_fresh(now)
         {
@@ -193,7 +194,7 @@ impl Context {
         }
         let token = client.login(key, now).await?;
         self.secrets
-            .set(SecretKey::AccessToken, &token.to_stored())?;
+            .set(SecretKey::ACCESS_TOKEN, &token.to_stored())?;
         Ok(token)
     }
 
@@ -352,11 +353,14 @@ impl Context {
         let info = self.state.copy_info()?;
         let reason = match &info {
             _ if !directory.tracks_changes() => None,
-            None => Some("no directory copy yet (first sync, or the cache was cleared)"),
-            Some(info) if info.fingerprint != fingerprint => {
-                Some("the [ldap] or [sync] settings changed since the last read")
+            None => Some("no directory copy yet (first sync, or the cache was cleared)".into()),
+            Some(info) if info.fingerprint != fingerprint => Some(format!(
+                "the [{}] or [sync] settings changed since the last read",
+                self.config.directory.table()
+            )),
+            Some(_) if reconcile => {
+                Some("the periodic full read is due (sync.full_read_hours)".into())
             }
-            Some(_) if reconcile => Some("the periodic full read is due (sync.full_read_hours)"),
             Some(info) => match directory.read_changes(&info.watermark, progress).await? {
                 Some(changes) if changes.is_empty() && self.state.last_hash()?.is_some() => {
                     let mut info = info.clone();
@@ -379,7 +383,7 @@ impl Context {
                         info,
                     });
                 }
-                None => Some("the directory can no longer send changes since the last read"),
+                None => Some("the directory can no longer send changes since the last read".into()),
             },
         };
         let options = ReadOptions {
@@ -394,7 +398,7 @@ impl Context {
             groups_read: 0,
         });
         Ok(Read::Full {
-            reason: info.as_ref().and(reason).map(str::to_string),
+            reason: info.as_ref().and(reason),
             entries: read.entries,
             warnings: read.warnings,
             info,
@@ -526,8 +530,8 @@ fn refused(refusal: &Option<Refusal>, options: SyncOptions) -> Option<Refusal> {
 
 /// The stored API key (or the one in ORGSYNC_CLIENT_ID / ORGSYNC_CLIENT_SECRET), if any.
 pub fn api_key(secrets: &Secrets) -> Result<Option<ApiKey>, RunError> {
-    let client_id = secrets.get(SecretKey::OrgClientId)?;
-    let client_secret = secrets.get(SecretKey::OrgClientSecret)?;
+    let client_id = secrets.get(SecretKey::ORG_CLIENT_ID)?;
+    let client_secret = secrets.get(SecretKey::ORG_CLIENT_SECRET)?;
     Ok(match (client_id, client_secret) {
         (Some(id), Some(secret)) => Some(ApiKey {
             client_id: id.expose().to_string(),
@@ -567,9 +571,9 @@ pub async fn login(
             "the API key belongs to organization {organization}, not {previous}; this installation now syncs {organization}, from a fresh sync state"
         );
     }
-    secrets.set(SecretKey::OrgClientId, &Secret::new(&key.client_id))?;
-    secrets.set(SecretKey::OrgClientSecret, &key.client_secret)?;
-    secrets.set(SecretKey::AccessToken, &token.to_stored())?;
+    secrets.set(SecretKey::ORG_CLIENT_ID, &Secret::new(&key.client_id))?;
+    secrets.set(SecretKey::ORG_CLIENT_SECRET, &key.client_secret)?;
+    secrets.set(SecretKey::ACCESS_TOKEN, &token.to_stored())?;
     Ok(replaced)
 }
 
@@ -577,11 +581,14 @@ pub async fn login(
 pub fn logout(secrets: &Secrets) -> Result<bool, RunError> {
     let was_logged_in = api_key(secrets)?.is_some();
     for key in [
-        SecretKey::AccessToken,
-        SecretKey::OrgClientSecret,
-        SecretKey::OrgClientId,
+        SecretKey::ACCESS_TOKEN,
+        SecretKey::ORG_CLIENT_SECRET,
+        SecretKey::ORG_CLIENT_ID,
     ] {
         secrets.delete(key)?;
     }
     Ok(was_logged_in)
 }
+
+#[cfg(test)]
+mod tests;

@@ -58,6 +58,9 @@ pub struct PlanOptions {
     pub invite_users_after_provisioning: bool,
     pub max_removals: usize,
     pub max_removal_percent: u32,
+    /// The settings that decide which users the directory returns, named in the refusal when
+    /// it returned none (e.g. `ldap.root_path, ldap.user_path and ldap.user_filter`).
+    pub user_scope: &'static str,
 }
 
 /// Everything a run needs to decide and report. The import requests, their hash and the next
@@ -804,7 +807,8 @@ fn guard(
             removals,
             synced_members: synced,
             message: format!(
-                "the directory returned no users, but {synced} member(s) were synced before; refusing to remove everyone. Check ldap.root_path, sync.user_path and sync.user_filter with `orgsync test`"
+                "the directory returned no users, but {synced} member(s) were synced before; refusing to remove everyone. Check {} with `orgsync test`",
+                options.user_scope
             ),
             overridable: false,
         });

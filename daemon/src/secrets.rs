@@ -1,4 +1,5 @@
-//! Secrets: the LDAP bind password, the organization API key and the cached access token.
+//! Secrets: the directory's (e.g. the LDAP bind password), the organization API key and the
+//! cached access token.
 //!
 //! They are kept in the desktop keyring (Secret Service, through the `keyring-core` store) when one
 //! answers, otherwise in `secrets.json` (mode 0600) in the data directory; environment variables
@@ -35,47 +36,75 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The secrets orgsync knows. The name is what users type (`config set-secret ldap.bind_password`).
+/// A secret orgsync keeps: the name users type (`config set-secret ldap.bind_password`), what
+/// to ask for, and the environment variable that overrides the stored value. Directory sources
+/// declare theirs ([`crate::directory::DirectoryKind::secrets`]); the organization's are here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SecretKey {
-    LdapBindPassword,
-    OrgClientId,
-    OrgClientSecret,
-    AccessToken,
+pub struct SecretKey {
+    name: &'static str,
+    prompt: &'static str,
+    env_var: Option<&'static str>,
 }
 
 impl SecretKey {
-    pub const ALL: [SecretKey; 4] = [
-        SecretKey::LdapBindPassword,
-        SecretKey::OrgClientId,
-        SecretKey::OrgClientSecret,
-        SecretKey::AccessToken,
-    ];
+    pub const fn new(
+        name: &'static str,
+        prompt: &'static str,
+        env_var: Option<&'static str>,
+    ) -> SecretKey {
+        SecretKey {
+            name,
+            prompt,
+            env_var,
+        }
+    }
+
+    pub const ORG_CLIENT_ID: SecretKey = SecretKey::new(
+        "org.client_id",
+        "Organization API key client_id",
+        Some("ORGSYNC_CLIENT_ID"),
+    );
+    pub const ORG_CLIENT_SECRET: SecretKey = SecretKey::new(
+        "org.client_secret",
+        "Organization API key client_secret",
+        Some("ORGSYNC_CLIENT_SECRET"),
+    );
+    /// The organization's access token, cached between runs (set by orgsync only).
+    pub const ACCESS_TOKEN: SecretKey = SecretKey::new("org.access_token", "", None);
 
     pub fn name(self) -> &'static str {
-        match self {
-            SecretKey::LdapBindPassword => "ldap.bind_password",
-            SecretKey::OrgClientId => "org.client_id",
-            SecretKey::OrgClientSecret => "org.client_secret",
-            SecretKey::AccessToken => "org.access_token",
-        }
+        self.name
+    }
+
+    /// What to ask for when the value is typed in.
+    pub fn prompt(self) -> &'static str {
+        self.prompt
     }
 
     /// The environment variable that overrides the stored value, if any.
     pub fn env_var(self) -> Option<&'static str> {
-        match self {
-            SecretKey::LdapBindPassword => Some("ORGSYNC_LDAP_BIND_PASSWORD"),
-            SecretKey::OrgClientId => Some("ORGSYNC_CLIENT_ID"),
-            SecretKey::OrgClientSecret => Some("ORGSYNC_CLIENT_SECRET"),
-            SecretKey::AccessToken => None,
-        }
+        self.env_var
+    }
+
+    /// The secrets an admin sets by name: every directory source's (a source not in use yet
+    /// may be prepared) and the organization's client secret (`login` sets it with its id).
+    pub fn settable() -> Vec<SecretKey> {
+        let sources = crate::directory::DirectoryKind::ALL.into_iter();
+        let mut keys: Vec<SecretKey> = sources.flat_map(|kind| kind.secrets()).copied().collect();
+        keys.push(SecretKey::ORG_CLIENT_SECRET);
+        keys
     }
 
     /// Parses a user-typed name. Only the ones a user may set by hand are accepted.
     pub fn from_user_name(name: &str) -> Option<SecretKey> {
-        [SecretKey::LdapBindPassword, SecretKey::OrgClientSecret]
-            .into_iter()
-            .find(|k| k.name() == name)
+        SecretKey::settable().into_iter().find(|k| k.name == name)
+    }
+
+    /// The secrets `status` and `config show` report: the directory's and the organization's.
+    pub fn reported(directory: crate::directory::DirectoryKind) -> Vec<SecretKey> {
+        let mut keys = directory.secrets().to_vec();
+        keys.extend([SecretKey::ORG_CLIENT_ID, SecretKey::ORG_CLIENT_SECRET]);
+        keys
     }
 }
 
@@ -260,7 +289,7 @@ impl KeyringBackend {
         };
         // A locked or absent collection only shows on first use; probe now so `auto` can fall back.
         backend
-            .get(SecretKey::AccessToken)
+            .get(SecretKey::ACCESS_TOKEN)
             .map_err(|e| SecretError::KeyringUnavailable(e.to_string()))?;
         Ok(backend)
     }
@@ -320,15 +349,15 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let secrets = Secrets::open(SecretsBackendKind::File, dir.path()).unwrap();
-        assert_eq!(secrets.get(SecretKey::AccessToken).unwrap(), None);
+        assert_eq!(secrets.get(SecretKey::ACCESS_TOKEN).unwrap(), None);
         secrets
-            .set(SecretKey::AccessToken, &Secret::new("tok"))
+            .set(SecretKey::ACCESS_TOKEN, &Secret::new("tok"))
             .unwrap();
         secrets
-            .set(SecretKey::OrgClientSecret, &Secret::new("sec"))
+            .set(SecretKey::ORG_CLIENT_SECRET, &Secret::new("sec"))
             .unwrap();
         assert_eq!(
-            secrets.get(SecretKey::AccessToken).unwrap(),
+            secrets.get(SecretKey::ACCESS_TOKEN).unwrap(),
             Some(Secret::new("tok"))
         );
         let mode = std::fs::metadata(dir.path().join("secrets.json"))
@@ -336,10 +365,10 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        secrets.delete(SecretKey::AccessToken).unwrap();
-        assert_eq!(secrets.get(SecretKey::AccessToken).unwrap(), None);
+        secrets.delete(SecretKey::ACCESS_TOKEN).unwrap();
+        assert_eq!(secrets.get(SecretKey::ACCESS_TOKEN).unwrap(), None);
         assert_eq!(
-            secrets.get(SecretKey::OrgClientSecret).unwrap(),
+            secrets.get(SecretKey::ORG_CLIENT_SECRET).unwrap(),
             Some(Secret::new("sec"))
         );
     }

@@ -800,15 +800,12 @@ impl Service {
         Ok(())
     }
 
+    /// Where each secret of the configured directory and the organization comes from.
     pub fn secret_sources(&self) -> Vec<(SecretKey, Option<String>)> {
-        [
-            SecretKey::LdapBindPassword,
-            SecretKey::OrgClientId,
-            SecretKey::OrgClientSecret,
-        ]
-        .into_iter()
-        .map(|key| (key, self.inner.secrets.source(key).ok().flatten()))
-        .collect()
+        SecretKey::reported(self.config().directory.kind)
+            .into_iter()
+            .map(|key| (key, self.inner.secrets.source(key).ok().flatten()))
+            .collect()
     }
 
     pub async fn login(
@@ -872,7 +869,7 @@ impl Service {
             current_run,
             last_run,
             consecutive_failures: self.inner.failures.load(Ordering::SeqCst),
-            directory_type: "ldap".into(),
+            directory_type: config.directory.kind.name().to_string(),
             installation: self.installation_status()?,
             config_rejected: self
                 .inner

@@ -1,11 +1,11 @@
 //! The installation at a glance (`orgsync status`, and part of the daemon's status).
 
-use orgsync_proto::InstallationStatus;
+use orgsync_proto::{InstallationStatus, SecretStatus};
 
 use crate::config::Config;
 use crate::engine::{RunError, api_key};
 use crate::paths::Paths;
-use crate::secrets::{SecretKey, Secrets};
+use crate::secrets::Secrets;
 use crate::state::State;
 
 /// `state` is `None` when there is no state database yet (never synced): a status is a look,
@@ -17,6 +17,17 @@ pub fn installation_status(
     state: Option<&State>,
 ) -> Result<InstallationStatus, RunError> {
     let resolved = config.resolve();
+    let kind = config.directory.kind;
+    let directory_secrets = kind
+        .secrets()
+        .iter()
+        .map(|&key| {
+            Ok(SecretStatus {
+                key: key.name().to_string(),
+                set: secrets.get(key)?.is_some(),
+            })
+        })
+        .collect::<Result<Vec<_>, RunError>>()?;
     let key = api_key(secrets)?;
     let times = state
         .map(State::sync_times)
@@ -31,12 +42,14 @@ pub fn installation_status(
         config_file: paths.config_file.display().to_string(),
         data_dir: paths.data_dir.display().to_string(),
         config_problem: resolved.as_ref().err().map(|e| e.to_string()),
-        directory: resolved.as_ref().ok().map(|c| c.ldap.url.clone()),
+        directory: resolved.as_ref().ok().map(|c| c.directory.location()),
         server: config.server.resolve_alone().ok().map(|s| s.urls.api),
         logged_in: key.is_some(),
         organization_id: key.as_ref().map(|k| k.organization_id().to_string()),
         secrets: secrets.description().to_string(),
-        bind_password_set: secrets.get(SecretKey::LdapBindPassword)?.is_some(),
+        directory_type: kind.name().to_string(),
+        bind_password_set: directory_secrets.iter().all(|s| s.set),
+        directory_secrets,
         last_user_sync: times.users,
         last_group_sync: times.groups,
         synced_members,

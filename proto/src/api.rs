@@ -159,7 +159,7 @@ pub struct DaemonStatus {
     pub last_run: Option<RunRecord>,
     /// Scheduled runs that failed in a row (polling backs off after failures).
     pub consecutive_failures: u32,
-    /// The directory type (`ldap`).
+    /// The directory type the configuration names (`ldap`, …); also in `installation`.
     pub directory_type: String,
     pub installation: InstallationStatus,
     /// Set while the config file holds an edit the daemon did not adopt (it does not parse, or

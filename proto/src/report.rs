@@ -306,6 +306,15 @@ pub enum SyncOutcome {
     Refused,
 }
 
+/// A secret the directory needs, by the name `orgsync config set-secret` takes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStatus {
+    pub key: String,
+    pub set: bool,
+}
+
 /// `orgsync status`: where the installation lives and how it stands.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -327,6 +336,14 @@ pub struct InstallationStatus {
     pub organization_id: Option<String>,
     /// Where secrets are kept.
     pub secrets: String,
+    /// The directory type the configuration names (`directory.type`: `ldap`, …).
+    #[serde(default)]
+    pub directory_type: String,
+    /// The secrets that directory needs, and whether each is set.
+    #[serde(default)]
+    pub directory_secrets: Vec<SecretStatus>,
+    /// Deprecated (use `directorySecrets`; goes in the next release): whether every secret of
+    /// the directory is set, which for LDAP is its bind password.
     pub bind_password_set: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_user_sync: Option<String>,

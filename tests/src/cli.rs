@@ -285,8 +285,8 @@ impl Installation {
         self.set("ldap.port", &slapd.port().to_string());
         self.set("ldap.bind_dn", &slapd.admin_dn());
         self.set("ldap.root_path", slapd.suffix());
-        self.set("sync.user_path", "ou=people");
-        self.set("sync.group_path", "ou=groups");
+        self.set("ldap.user_path", "ou=people");
+        self.set("ldap.group_path", "ou=groups");
         self.set("ldap.connect_timeout_seconds", "5");
         self.set_secret("ldap.bind_password", slapd.admin_password());
     }

@@ -26,7 +26,7 @@ fn ad_installation(dc: &SambaDc, server: &OrgServer) -> Installation {
     inst.set("ldap.bind_dn", &dc.admin_upn());
     inst.set("ldap.root_path", &dc.base_dn());
     inst.set("ldap.page_size", "200");
-    inst.set("sync.group_path", "OU=Groups");
+    inst.set("ldap.group_path", "OU=Groups");
     inst.set_secret("ldap.bind_password", &dc.admin_bind().1);
     inst.login_to(server);
     inst
@@ -191,7 +191,7 @@ async fn active_directory_incremental_reads_follow_renames_moves_and_recreation(
     dc.add_group_members("Sales", &["carol"]);
     let server = OrgServer::start(OrgServerOptions::default()).await;
     let inst = ad_installation(&dc, &server);
-    inst.set("sync.user_path", "OU=Staff");
+    inst.set("ldap.user_path", "OU=Staff");
     inst.run(&["sync"]).ok();
     let set = |emails: &[&str]| -> std::collections::BTreeSet<String> {
         emails.iter().map(|e| e.to_string()).collect()

@@ -62,13 +62,13 @@ async fn cli_commands_go_through_a_running_daemon_with_the_same_output() {
 
     // Config changes go through the daemon, which validates them and applies them at once.
     let out = inst
-        .run(&["config", "set", "sync.user_filter", "uid=ann"])
+        .run(&["config", "set", "ldap.user_filter", "uid=ann"])
         .expect_code(2);
-    assert!(out.stderr.contains("sync.user_filter"), "{}", out.stderr);
-    inst.set("sync.user_filter", "(|(uid=ann)(uid=ben))");
+    assert!(out.stderr.contains("ldap.user_filter"), "{}", out.stderr);
+    inst.set("ldap.user_filter", "(|(uid=ann)(uid=ben))");
     let report = inst.run(&["test", "--json"]).ok().json();
     assert_eq!(report["diff"]["remove"][0]["email"], "cat@example.org");
-    inst.run(&["config", "unset", "sync.user_filter"]).ok();
+    inst.run(&["config", "unset", "ldap.user_filter"]).ok();
 
     inst.run(&["clear-cache"]).ok();
     assert!(inst.last_sync("users").is_none());

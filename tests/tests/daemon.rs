@@ -1099,13 +1099,13 @@ async fn config_updates_are_validated_and_applied_without_a_restart() {
     // A good update: the file, the view and the next run use it, and subscribers hear of it.
     let view = client
         .update_config(&orgsync_proto::api::ConfigUpdate {
-            set: [("sync.user_filter".to_string(), "(uid=alice)".to_string())].into(),
+            set: [("ldap.user_filter".to_string(), "(uid=alice)".to_string())].into(),
             unset: Vec::new(),
         })
         .await
         .expect("a valid update");
     assert_eq!(
-        view.values["sync"]["user_filter"], "(uid=alice)",
+        view.values["ldap"]["user_filter"], "(uid=alice)",
         "{view:#?}"
     );
     assert!(
@@ -1137,7 +1137,7 @@ async fn config_updates_are_validated_and_applied_without_a_restart() {
     client
         .update_config(&orgsync_proto::api::ConfigUpdate {
             set: [("sync.schedule".to_string(), "0 30 3 * * *".to_string())].into(),
-            unset: vec!["sync.user_filter".to_string()],
+            unset: vec!["ldap.user_filter".to_string()],
         })
         .await
         .expect("a valid update");
@@ -1164,14 +1164,14 @@ async fn a_hand_edited_schedule_takes_effect_without_an_api_call() {
     let (_slapd, server, inst) = setup().await;
     let daemon = Daemon::start(&inst);
     let text = std::fs::read_to_string(inst.config_file()).unwrap();
-    assert!(text.contains("[sync]\n"), "{text}");
+    assert!(!text.contains("schedule"), "{text}");
     // Give the file a visibly newer modification time than the one the daemon read.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    std::fs::write(
-        inst.config_file(),
-        text.replacen("[sync]\n", "[sync]\nschedule = \"* * * * * *\"\n", 1),
-    )
-    .unwrap();
+    let edited = match text.contains("[sync]\n") {
+        true => text.replacen("[sync]\n", "[sync]\nschedule = \"* * * * * *\"\n", 1),
+        false => text + "\n[sync]\nschedule = \"* * * * * *\"\n",
+    };
+    std::fs::write(inst.config_file(), edited).unwrap();
     org_until(
         &daemon,
         &server,

@@ -272,7 +272,7 @@ async fn cleared_cache_changed_settings_and_the_periodic_full_read_read_everythi
     );
     assert_eq!(read(&inst)["mode"], "incremental");
 
-    inst.set("sync.group_filter", "(cn=*)");
+    inst.set("ldap.group_filter", "(cn=*)");
     let after_edit = read(&inst);
     assert_eq!(after_edit["mode"], "full");
     assert!(

@@ -262,7 +262,7 @@ async fn removal_guard_refuses_until_allowed_and_empty_reads_always() {
     );
 
     // A filter that matches nobody looks like an empty directory: always refused.
-    inst.set("sync.user_filter", "(uid=nobody-has-this)");
+    inst.set("ldap.user_filter", "(uid=nobody-has-this)");
     let refused = inst.run(&["sync", "--allow-removals"]).expect_code(1);
     assert!(
         refused.stdout.contains("returned no users"),
@@ -285,12 +285,12 @@ async fn posix_groups_unique_members_and_synthesised_emails() {
     slapd.add_ldif(&ldif);
     let server = org(Flavour::BitwardenSelfHosted).await;
     let inst = installation(&slapd, &server);
-    inst.set("sync.use_email_prefix_suffix", "true");
-    inst.set("sync.email_suffix", "@corp.example");
+    inst.set("ldap.use_email_prefix_suffix", "true");
+    inst.set("ldap.email_suffix", "@corp.example");
 
     // posixGroup with memberUid.
-    inst.set("sync.group_object_class", "posixGroup");
-    inst.set("sync.member_attribute", "memberUid");
+    inst.set("ldap.group_object_class", "posixGroup");
+    inst.set("ldap.member_attribute", "memberUid");
     let report = inst.run(&["test", "--json"]).ok().json();
     assert!(report["skipped"].as_array().unwrap().is_empty());
     let devs = &report["groups"][0];
@@ -308,8 +308,8 @@ async fn posix_groups_unique_members_and_synthesised_emails() {
     );
 
     // groupOfUniqueNames with uniqueMember.
-    inst.set("sync.group_object_class", "groupOfUniqueNames");
-    inst.set("sync.member_attribute", "uniqueMember");
+    inst.set("ldap.group_object_class", "groupOfUniqueNames");
+    inst.set("ldap.member_attribute", "uniqueMember");
     inst.run(&["sync"]).ok();
     assert_eq!(server.group_emails("leads"), set(&["cy@corp.example"]));
 }
@@ -360,11 +360,11 @@ async fn user_path_and_filter_scope_the_sync() {
     let all = report["users"]["enabled"].as_array().unwrap().len();
     assert_eq!(all, 4, "zed lives outside ou=people");
 
-    inst.run(&["config", "unset", "sync.user_path"]).ok();
+    inst.run(&["config", "unset", "ldap.user_path"]).ok();
     let report = inst.run(&["test", "--json"]).ok().json();
     assert_eq!(report["users"]["enabled"].as_array().unwrap().len(), 5);
 
-    inst.set("sync.user_filter", "(|(uid=alice)(uid=zed))");
+    inst.set("ldap.user_filter", "(|(uid=alice)(uid=zed))");
     let report = inst.run(&["test", "--json"]).ok().json();
     let enabled = emails(&report["users"]["enabled"]);
     assert_eq!(enabled, ["alice@example.org", "zed@example.org"]);
@@ -578,7 +578,7 @@ async fn config_errors_name_the_key_and_secrets_stay_out_of_files_and_output() {
         .expect_code(2);
     assert!(out.stderr.contains("set-secret"), "{}", out.stderr);
     let out = inst
-        .run(&["config", "set", "sync.user_filter", "uid=alice"])
+        .run(&["config", "set", "ldap.user_filter", "uid=alice"])
         .expect_code(2);
     assert!(out.stderr.contains("parenthesised"), "{}", out.stderr);
 
@@ -741,4 +741,89 @@ async fn mutual_tls_presents_the_configured_client_certificate() {
     inst.set("ldap.port", &slapd.port().to_string());
     inst.run(&["sync"]).ok();
     assert_eq!(server.managed_emails().len(), 4);
+}
+
+/// A config file as the previous release wrote it (`directory = "ldap"`, the LDAP paths and
+/// filters under `[sync]`) syncs as before, says on every run where each key went, and the
+/// next `config set` rewrites it in the current layout without changing what it means.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_of_the_previous_release_still_syncs() {
+    let slapd = Slapd::start(SlapdOptions::default());
+    seed(&slapd);
+    let server = org(Flavour::BitwardenSelfHosted).await;
+    let inst = Installation::new();
+    inst.login_to(&server);
+    let current = std::fs::read_to_string(inst.config_file()).unwrap();
+    let old = format!(
+        "directory = \"ldap\"\n{current}\n[ldap]\nhost = \"127.0.0.1\"\nport = {}\nbind_dn = \"{}\"\nroot_path = \"{}\"\n\n[sync]\ninterval_minutes = 7\n# where people are\nuser_path = \"ou=people\"\ngroup_path = \"ou=groups\"\nuser_filter = \"(|(uid=alice)(uid=bob))\"\n",
+        slapd.port(),
+        slapd.admin_dn(),
+        slapd.suffix()
+    );
+    std::fs::write(inst.config_file(), &old).unwrap();
+    inst.set_secret("ldap.bind_password", slapd.admin_password());
+
+    let sync = inst.run(&["sync"]).ok();
+    for (from, to) in [
+        ("sync.user_path", "ldap.user_path"),
+        ("sync.group_path", "ldap.group_path"),
+        ("sync.user_filter", "ldap.user_filter"),
+        ("directory", "directory.type"),
+    ] {
+        assert!(
+            sync.stdout
+                .contains(&format!("warning: {from} is now {to}")),
+            "{from}: {}",
+            sync.stdout
+        );
+    }
+    assert_eq!(
+        server.managed_emails(),
+        set(&["alice@example.org", "bob@example.org"])
+    );
+    let groups: BTreeSet<String> = server.groups().into_iter().map(|g| g.name).collect();
+    assert_eq!(
+        groups,
+        set(&["backend", "engineering", "platform", "sales"])
+    );
+
+    // Any `config set` moves the keys; the meaning and the comments stay.
+    inst.set("sync.interval_minutes", "8");
+    let text = std::fs::read_to_string(inst.config_file()).unwrap();
+    assert_eq!(
+        table_of(&text, "type").as_deref(),
+        Some("directory"),
+        "{text}"
+    );
+    assert_eq!(
+        table_of(&text, "user_path").as_deref(),
+        Some("ldap"),
+        "{text}"
+    );
+    assert_eq!(
+        table_of(&text, "interval_minutes").as_deref(),
+        Some("sync"),
+        "{text}"
+    );
+    assert!(text.contains("# where people are"), "{text}");
+    let test = inst.run(&["test", "--json"]).ok();
+    assert!(!test.stdout.contains(" is now "), "{}", test.stdout);
+    let report = test.json();
+    for part in ["invite", "remove", "groupsCreated", "groupsUpdated"] {
+        let changes = report["diff"][part].as_array().map(Vec::len);
+        assert_eq!(changes, Some(0), "{part}: {report}");
+    }
+}
+
+/// The table a key of a TOML text is set in (`None` for the top level or when it is unset).
+fn table_of(text: &str, key: &str) -> Option<String> {
+    let mut table = None;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            table = Some(line.trim_matches(['[', ']']).to_string());
+        } else if line.split('=').next().map(str::trim) == Some(key) {
+            return table;
+        }
+    }
+    None
 }

@@ -552,7 +552,7 @@ async fn config_set_checks_values_with_real_parsers_and_names_the_key() {
         ("ldap.port", "0", "0 is not a port"),
         ("sync.interval_minutes", "five", "whole number"),
         ("ldap.paged_search", "maybe", "true or false"),
-        ("sync.user_filter", "(cn)", "(cn)"),
+        ("ldap.user_filter", "(cn)", "(cn)"),
         ("ldap.disabled_filter", "(&(a=1)", "LDAP filter"),
         (
             "ldap.ca_file",

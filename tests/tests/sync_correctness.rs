@@ -319,12 +319,12 @@ async fn settings_kept_for_directory_connector_say_they_do_nothing() {
         .run(&[
             "config",
             "set",
-            "sync.revision_date_attribute",
+            "ldap.revision_date_attribute",
             "whenChanged",
         ])
         .ok();
     assert!(
-        out.stderr.contains("sync.revision_date_attribute")
+        out.stderr.contains("ldap.revision_date_attribute")
             && out.stderr.contains("does nothing")
             && out.stderr.contains("ldap.incremental"),
         "{}",
@@ -348,10 +348,10 @@ async fn settings_kept_for_directory_connector_say_they_do_nothing() {
         inst.run(&["test"])
             .ok()
             .stdout
-            .contains("warning: sync.revision_date_attribute = \"whenChanged\" does nothing")
+            .contains("warning: ldap.revision_date_attribute = \"whenChanged\" does nothing")
     );
 
-    inst.run(&["config", "unset", "sync.revision_date_attribute"])
+    inst.run(&["config", "unset", "ldap.revision_date_attribute"])
         .ok();
     assert!(!has_warning(&inst.run(&["test", "--json"]).ok().json()));
 }

@@ -6,6 +6,13 @@ fn resolve(text: &str) -> Result<ResolvedConfig, ConfigError> {
     Config::parse(text, Path::new("test.toml"))?.resolve()
 }
 
+fn ldap(config: &ResolvedConfig) -> &ResolvedLdap {
+    match &config.directory {
+        DirectorySettings::Ldap(ldap) => ldap,
+        other => panic!("not LDAP: {other:?}"),
+    }
+}
+
 const MINIMAL: &str = r#"
 [ldap]
 host = "ldap.example.org"
@@ -16,15 +23,15 @@ root_path = "dc=example,dc=org"
 #[test]
 fn minimal_ldap_config_gets_openldap_defaults() {
     let config = resolve(MINIMAL).unwrap();
-    assert_eq!(config.ldap.url, "ldap://ldap.example.org:389");
-    assert_eq!(config.ldap.user_filter, "(objectClass=inetOrgPerson)");
-    assert_eq!(config.ldap.group_filter, "(objectClass=groupOfNames)");
-    assert_eq!(config.ldap.user_base, "dc=example,dc=org");
+    assert_eq!(ldap(&config).url, "ldap://ldap.example.org:389");
+    assert_eq!(ldap(&config).user_filter, "(objectClass=inetOrgPerson)");
+    assert_eq!(ldap(&config).group_filter, "(objectClass=groupOfNames)");
+    assert_eq!(ldap(&config).user_base, "dc=example,dc=org");
     assert_eq!(
-        config.ldap.external_id,
+        ldap(&config).external_id,
         ExternalIdSource::Attribute("entryUUID".into())
     );
-    assert_eq!(config.ldap.page_size, Some(500));
+    assert_eq!(ldap(&config).page_size, Some(500));
     assert_eq!(config.server.urls.api, "https://api.bitwarden.com");
     assert_eq!(
         config.server.urls.identity,
@@ -37,22 +44,21 @@ fn minimal_ldap_config_gets_openldap_defaults() {
 fn active_directory_mode_uses_ad_defaults() {
     let text = format!("{MINIMAL}active_directory = true\nencryption = \"ldaps\"\n");
     let config = resolve(&text).unwrap();
-    assert_eq!(config.ldap.url, "ldaps://ldap.example.org:636");
-    assert_eq!(config.ldap.user_base, "CN=Users,dc=example,dc=org");
-    assert_eq!(config.ldap.user_filter, "(objectClass=person)");
-    assert_eq!(config.ldap.group_name_attribute, "name");
-    assert_eq!(config.ldap.external_id, ExternalIdSource::ObjectGuid);
+    assert_eq!(ldap(&config).url, "ldaps://ldap.example.org:636");
+    assert_eq!(ldap(&config).user_base, "CN=Users,dc=example,dc=org");
+    assert_eq!(ldap(&config).user_filter, "(objectClass=person)");
+    assert_eq!(ldap(&config).group_name_attribute, "name");
+    assert_eq!(ldap(&config).external_id, ExternalIdSource::ObjectGuid);
 }
 
 #[test]
 fn paths_and_filters_combine_with_the_root() {
-    let text = format!(
-        "{MINIMAL}\n[sync]\nuser_path = \"ou=people\"\nuser_filter = \"(departmentNumber=7)\"\n"
-    );
+    let text =
+        format!("{MINIMAL}user_path = \"ou=people\"\nuser_filter = \"(departmentNumber=7)\"\n");
     let config = resolve(&text).unwrap();
-    assert_eq!(config.ldap.user_base, "ou=people,dc=example,dc=org");
+    assert_eq!(ldap(&config).user_base, "ou=people,dc=example,dc=org");
     assert_eq!(
-        config.ldap.user_filter,
+        ldap(&config).user_filter,
         "(&(objectClass=inetOrgPerson)(departmentNumber=7))"
     );
 }
@@ -72,7 +78,6 @@ fn every_problem_is_reported_with_its_key() {
 url = "ftp://nope"
 [ldap]
 page_size = 0
-[sync]
 user_filter = "cn=x"
 use_email_prefix_suffix = true
 email_suffix = "example.com"
@@ -84,8 +89,8 @@ email_suffix = "example.com"
         "ldap.bind_dn",
         "ldap.root_path",
         "ldap.page_size",
-        "sync.user_filter",
-        "sync.email_suffix",
+        "ldap.user_filter",
+        "ldap.email_suffix",
     ] {
         assert!(err.contains(key), "{key} missing from: {err}");
     }
@@ -120,7 +125,7 @@ fn set_key_types_values_and_keeps_comments() {
     assert!(out.contains("active_directory = true"));
     let out = set_key(
         &out,
-        "sync.user_filter",
+        "ldap.user_filter",
         Some("(cn=1)"),
         Path::new("c.toml"),
     )
@@ -151,12 +156,12 @@ fn set_key_refuses_bad_values_unknown_keys_and_secrets() {
 fn set_key_validates_the_changed_key_but_not_unfinished_others() {
     let path = Path::new("c.toml");
     // ldap.host etc. are missing, yet setting a valid filter works.
-    set_key("", "sync.user_filter", Some("(uid=a)"), path).unwrap();
-    let err = set_key("", "sync.user_filter", Some("uid=a"), path)
+    set_key("", "ldap.user_filter", Some("(uid=a)"), path).unwrap();
+    let err = set_key("", "ldap.user_filter", Some("uid=a"), path)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("sync.user_filter") && err.contains("parenthesised"),
+        err.contains("ldap.user_filter") && err.contains("parenthesised"),
         "{err}"
     );
 }
@@ -179,6 +184,8 @@ fn every_key_has_a_doc_comment_and_config_set_takes_it() {
     let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
     for expected in [
         "ldap.host",
+        "ldap.user_path",
+        "directory.type",
         "sync.full_read_hours",
         "daemon.catch_up",
         "safety.max_removals",
@@ -188,4 +195,45 @@ fn every_key_has_a_doc_comment_and_config_set_takes_it() {
             "{expected} missing from {names:?}"
         );
     }
+}
+
+#[test]
+fn a_file_of_the_previous_release_resolves_the_same_and_warns_per_moved_key() {
+    let old = format!(
+        "directory = \"ldap\"\n{MINIMAL}\n[sync]\ninterval_minutes = 7\nuser_path = \"ou=people\"\nuser_filter = \"(departmentNumber=7)\"\n"
+    );
+    let new = format!(
+        "[directory]\ntype = \"ldap\"\n{MINIMAL}user_path = \"ou=people\"\nuser_filter = \"(departmentNumber=7)\"\n[sync]\ninterval_minutes = 7\n"
+    );
+    let (old, new) = (resolve(&old).unwrap(), resolve(&new).unwrap());
+    assert_eq!(
+        format!("{:?}", old.directory),
+        format!("{:?}", new.directory)
+    );
+    assert_eq!(old.sync, new.sync);
+    let moved: Vec<&String> = old
+        .warnings
+        .iter()
+        .filter(|w| !new.warnings.contains(w))
+        .collect();
+    assert_eq!(moved.len(), 3, "{moved:?}");
+    for key in ["sync.user_path", "sync.user_filter", "directory"] {
+        assert!(
+            moved
+                .iter()
+                .any(|w| w.starts_with(&format!("{key} is now "))),
+            "{key}: {moved:?}"
+        );
+    }
+}
+
+#[test]
+fn config_set_rewrites_an_old_file_in_the_new_layout_and_takes_old_names() {
+    let path = Path::new("c.toml");
+    let old = format!("{MINIMAL}\n# people live here\n[sync]\nuser_path = \"ou=people\"\n");
+    let out = set_key(&old, "sync.group_path", Some("ou=groups"), path).unwrap();
+    let config = Config::parse(&out, path).unwrap();
+    assert!(config.moved.is_empty(), "{out}");
+    assert_eq!(config.ldap.user_path.as_deref(), Some("ou=people"));
+    assert_eq!(config.ldap.group_path.as_deref(), Some("ou=groups"));
 }

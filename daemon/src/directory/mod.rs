@@ -7,18 +7,26 @@
 //! half-way (a failed page, a size limit, a lost connection) is an error, never a short snapshot,
 //! because the plan removes members that are missing from it. The same holds for changes.
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod ldap;
 
 /// How stored entries are laid out (aliases, member references). A directory copy written in
-/// another format is read again in full rather than continued (2: AD members by objectGUID).
-pub const ENTRY_FORMAT: u32 = 2;
+/// another format is read again in full rather than continued (2: AD members by objectGUID;
+/// 3: emails as the directory has them, normalised on the way to the plan).
+pub const ENTRY_FORMAT: u32 = 3;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::path::PathBuf;
 
 use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::config::{Config, Problem, ResolvedConfig};
+use crate::secrets::{SecretKey, Secrets};
 
 /// A user as the directory describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +35,8 @@ pub struct DirectoryUser {
     pub reference: String,
     /// The stable id sent to the organization.
     pub external_id: String,
-    /// Lower-cased email, if the directory has (or orgsync could build) one.
+    /// The email, if the directory has (or orgsync could build) one, as the directory has it:
+    /// a snapshot trims and lower-cases it ([`normalise_email`]).
     pub email: Option<String>,
     pub disabled: bool,
     pub deleted: bool,
@@ -341,10 +350,25 @@ impl Entries {
     }
 }
 
-/// The user as the plan sees it: disabled also when the separate disabled search listed it.
+/// The user as the plan sees it: its email normalised, and disabled also when the separate
+/// disabled search listed it. Every source's users pass here on their way to the plan.
 fn with_disabled(mut user: DirectoryUser, key: &str, disabled: &HashSet<String>) -> DirectoryUser {
     user.disabled |= !disabled.is_empty() && disabled.contains(key);
+    normalise_email(&mut user.email);
     user
+}
+
+/// Trims and lower-cases an email, and makes a blank one none: directories keep addresses as
+/// people typed them, the organization knows each address once. Whether what is left is an
+/// address the server accepts is the plan's check ([`crate::plan::is_valid_email`]).
+pub fn normalise_email(email: &mut Option<String>) {
+    let Some(text) = email else { return };
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        *email = None;
+    } else if trimmed.len() != text.len() || trimmed.chars().any(char::is_uppercase) {
+        *text = trimmed.to_lowercase();
+    }
 }
 
 /// What a member value resolves to: an index into the users or the sorted groups.
@@ -391,10 +415,116 @@ impl Progress for NoProgress {
     fn entries_read(&self, _kind: EntryKind, _count: usize) {}
 }
 
+/// The directory types orgsync reads, as `directory.type` names them. Each has a module here
+/// that owns its config table, its secrets and its client; this is the one list of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryKind {
+    /// LDAP and Active Directory (`[ldap]`).
+    #[default]
+    Ldap,
+}
+
+impl DirectoryKind {
+    pub const ALL: [DirectoryKind; 1] = [DirectoryKind::Ldap];
+
+    /// The name in the config file, which is also the name of the source's table.
+    pub fn name(self) -> &'static str {
+        match self {
+            DirectoryKind::Ldap => "ldap",
+        }
+    }
+
+    /// The secrets the source needs, as `config set-secret` names them.
+    pub fn secrets(self) -> &'static [SecretKey] {
+        match self {
+            DirectoryKind::Ldap => &[ldap::BIND_PASSWORD],
+        }
+    }
+
+    /// The warnings of the source's table (see [`crate::config::Config::warnings`]).
+    pub fn warnings(self, config: &Config) -> Vec<String> {
+        match self {
+            DirectoryKind::Ldap => config.ldap.warnings(),
+        }
+    }
+}
+
+/// Every source's config table, for the key listing: its name and its schema.
+pub fn config_tables() -> Vec<(&'static str, RefOr<Schema>)> {
+    use utoipa::PartialSchema;
+    vec![("ldap", ldap::config::LdapConfig::schema())]
+}
+
+/// Whether `key` of a source's table is a file path (stored absolute by `config set`).
+pub fn is_path_key(key: &str) -> bool {
+    ldap::config::PATH_KEYS.contains(&key)
+}
+
+/// The file paths of every source's table, to anchor relative ones.
+pub fn file_paths(config: &mut Config) -> Vec<&mut Option<PathBuf>> {
+    config.ldap.file_paths().into_iter().collect()
+}
+
+/// The resolved settings of the source `directory.type` names.
+#[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per run, never in a collection"
+)]
+pub enum Settings {
+    Ldap(ldap::config::ResolvedLdap),
+    /// An in-process directory for the engine's unit tests.
+    #[cfg(test)]
+    Fake(fake::FakeDirectory),
+}
+
+impl Settings {
+    /// Validates the table of the source in use (the others are not read).
+    pub(crate) fn resolve(config: &Config, problems: &mut Vec<Problem>) -> Settings {
+        match config.directory.kind {
+            DirectoryKind::Ldap => Settings::Ldap(config.ldap.resolve(problems)),
+        }
+    }
+
+    /// The name of the source's config table.
+    pub fn table(&self) -> &'static str {
+        match self {
+            Settings::Ldap(_) => DirectoryKind::Ldap.name(),
+            #[cfg(test)]
+            Settings::Fake(_) => "fake",
+        }
+    }
+
+    /// The settings that decide which users a read returns, for messages.
+    pub fn user_scope(&self) -> &'static str {
+        match self {
+            Settings::Ldap(_) => "ldap.root_path, ldap.user_path and ldap.user_filter",
+            #[cfg(test)]
+            Settings::Fake(_) => "the fake directory",
+        }
+    }
+
+    /// Where the directory is, for `status`: a URL, a tenant.
+    pub fn location(&self) -> String {
+        match self {
+            Settings::Ldap(ldap) => ldap.url.clone(),
+            #[cfg(test)]
+            Settings::Fake(_) => "fake".into(),
+        }
+    }
+}
+
 /// The configured directory source, built by [`Source::open`]: one variant per source, so the
 /// engine and the service go through it and name no source themselves.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per run, never in a collection"
+)]
 pub enum Source {
     Ldap(ldap::LdapDirectory),
+    #[cfg(test)]
+    Fake(fake::FakeDirectory),
 }
 
 impl Source {
@@ -402,21 +532,24 @@ impl Source {
     ///
     /// # Errors
     /// When a secret the source needs is not set or cannot be read.
-    pub fn open(
-        config: &crate::config::ResolvedConfig,
-        secrets: &crate::secrets::Secrets,
-    ) -> Result<Source, DirectoryError> {
-        Ok(Source::Ldap(ldap::LdapDirectory::open(
-            config.ldap.clone(),
-            secrets,
-            config.sync.groups,
-        )?))
+    pub fn open(config: &ResolvedConfig, secrets: &Secrets) -> Result<Source, DirectoryError> {
+        Ok(match &config.directory {
+            Settings::Ldap(ldap) => Source::Ldap(ldap::LdapDirectory::open(
+                ldap.clone(),
+                secrets,
+                config.sync.groups,
+            )?),
+            #[cfg(test)]
+            Settings::Fake(fake) => Source::Fake(fake.clone()),
+        })
     }
 
     /// Whether reads can continue from a watermark (the source's own setting).
     pub fn tracks_changes(&self) -> bool {
         match self {
             Source::Ldap(ldap) => ldap.tracks_changes(),
+            #[cfg(test)]
+            Source::Fake(fake) => fake.tracks_changes(),
         }
     }
 }
@@ -429,6 +562,8 @@ impl Directory for Source {
     ) -> Result<FullRead, DirectoryError> {
         match self {
             Source::Ldap(ldap) => ldap.read(options, progress).await,
+            #[cfg(test)]
+            Source::Fake(fake) => fake.read(options, progress).await,
         }
     }
 
@@ -439,12 +574,16 @@ impl Directory for Source {
     ) -> Result<Option<Changes>, DirectoryError> {
         match self {
             Source::Ldap(ldap) => ldap.read_changes(watermark, progress).await,
+            #[cfg(test)]
+            Source::Fake(fake) => fake.read_changes(watermark, progress).await,
         }
     }
 
     async fn follow(&self, on_change: &(dyn Fn() + Send + Sync)) -> Result<bool, DirectoryError> {
         match self {
             Source::Ldap(ldap) => ldap.follow(on_change).await,
+            #[cfg(test)]
+            Source::Fake(fake) => fake.follow(on_change).await,
         }
     }
 }
@@ -481,31 +620,105 @@ pub trait Directory: Send + Sync {
     ) -> impl Future<Output = Result<bool, DirectoryError>> + Send;
 }
 
-/// Why a directory read failed, with what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum DirectoryError {
-    #[error("cannot connect to {url}: {message}")]
-    Connect { url: String, message: String },
-    #[error(
-        "the directory rejected the bind as {bind_dn}: {message}; check ldap.bind_dn and the password (`orgsync config set-secret ldap.bind_password`)"
-    )]
-    Bind { bind_dn: String, message: String },
-    #[error(
-        "the directory did not answer within {seconds} s while {step}; raise ldap.timeout_seconds or check the server"
-    )]
-    Timeout { step: String, seconds: u64 },
-    #[error("searching {base} for {filter} failed: {message}")]
-    Search {
-        base: String,
-        filter: String,
-        message: String,
-    },
-    #[error("{0}")]
-    Config(String),
-    #[error(
-        "the password for {0} is not set; run `orgsync config set-secret ldap.bind_password` or set ORGSYNC_LDAP_BIND_PASSWORD"
-    )]
-    MissingPassword(String),
+/// Why a directory read failed, said so an admin can act on it: what failed (naming the
+/// server, search or request), and the source's hint of what to do. The error it came from, if
+/// any, is its [`std::error::Error::source`].
+#[derive(Debug)]
+pub struct DirectoryError {
+    failure: Failure,
+    what: String,
+    hint: Option<String>,
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What kind of failure a [`DirectoryError`] is, for the callers that decide on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The directory could not be reached (name, connection, TLS).
+    Unreachable,
+    /// The directory refused the credentials.
+    Credentials,
+    /// The credentials are accepted but lack a permission the read needs.
+    Permission,
+    /// The directory did not answer in time.
+    Timeout,
+    /// The directory kept throttling beyond the wait a read allows.
+    Throttled,
+    /// A request failed or an answer was unusable part-way: the read is incomplete.
+    Read,
+    /// A setting or secret is missing or wrong.
+    Config,
+}
+
+impl DirectoryError {
+    pub fn new(failure: Failure, what: impl Into<String>) -> DirectoryError {
+        DirectoryError {
+            failure,
+            what: what.into(),
+            hint: None,
+            cause: None,
+        }
+    }
+
+    /// Adds what the admin can do about it.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> DirectoryError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Records the error this one came from.
+    #[must_use]
+    pub fn caused_by(
+        mut self,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> DirectoryError {
+        self.cause = Some(cause.into());
+        self
+    }
+
+    /// A secret the source needs is not set.
+    pub fn missing_secret(key: SecretKey) -> DirectoryError {
+        let env = key
+            .env_var()
+            .map(|var| format!(" or set {var}"))
+            .unwrap_or_default();
+        DirectoryError::new(Failure::Config, format!("{} is not set", key.name())).hint(format!(
+            "run `orgsync config set-secret {}`{env}",
+            key.name()
+        ))
+    }
+
+    /// The secret store could not be read.
+    pub fn secret_store(key: SecretKey, cause: crate::secrets::SecretError) -> DirectoryError {
+        DirectoryError::new(
+            Failure::Config,
+            format!("cannot read {}: {cause}", key.name()),
+        )
+        .caused_by(cause)
+    }
+
+    pub fn failure(&self) -> Failure {
+        self.failure
+    }
+}
+
+impl std::fmt::Display for DirectoryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)?;
+        match &self.hint {
+            Some(hint) => write!(f, "; {hint}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for DirectoryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 #[cfg(test)]

@@ -180,3 +180,31 @@ fn a_present_list_removes_every_entry_neither_listed_nor_upserted() {
     assert_eq!(entries.groups.len(), 2);
     assert!(Changes::default().is_empty());
 }
+
+#[test]
+fn snapshots_trim_and_lower_case_every_sources_emails() {
+    let mut entries = Entries::default();
+    for (key, email) in [
+        ("k1", Some("  Ann.Lee@Example.ORG ")),
+        ("k2", Some("   ")),
+        ("k3", Some("bo@example.org")),
+        ("k4", None),
+    ] {
+        let mut record = user(key);
+        record.user.email = email.map(str::to_string);
+        entries.users.insert(key.into(), record);
+    }
+    let emails = |snapshot: Snapshot| {
+        let mut users = snapshot.users.unwrap();
+        users.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        users.into_iter().map(|u| u.email).collect::<Vec<_>>()
+    };
+    let expected = vec![
+        Some("ann.lee@example.org".to_string()),
+        None,
+        Some("bo@example.org".to_string()),
+        None,
+    ];
+    assert_eq!(emails(entries.snapshot(true, false)), expected);
+    assert_eq!(emails(entries.into_snapshot(true, false)), expected);
+}

@@ -167,14 +167,15 @@ pub enum ConfigCommand {
     Path,
     /// List every key `config set` takes, with its default and what it does
     Keys,
-    /// Set KEY (dotted, e.g. ldap.host or sync.user_filter) to VALUE; `orgsync config keys`
+    /// Set KEY (dotted, e.g. ldap.host or sync.interval_minutes) to VALUE; `orgsync config keys`
     /// lists them
     Set { key: String, value: String },
     /// Remove KEY from the file so its default applies
     Unset { key: String },
-    /// Store a secret (ldap.bind_password or org.client_secret) in the keyring or secrets file
+    /// Store a secret (the directory's, e.g. ldap.bind_password, or org.client_secret) in the
+    /// keyring or secrets file
     SetSecret {
-        /// ldap.bind_password or org.client_secret
+        /// The secret's name; `orgsync config keys` lists them
         key: String,
         /// Read the value from standard input (first line)
         #[arg(long, conflicts_with_all = ["env", "file"])]

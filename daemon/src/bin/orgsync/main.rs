@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Parser;
-use orgsync::config::{Config, ConfigError, SECRET_KEYS};
+use orgsync::config::{Config, ConfigError};
 use orgsync::directory::{EntryKind, Progress};
 use orgsync::engine::{self, Context, RunError, SyncOptions};
 use orgsync::org::ApiKey;
@@ -469,7 +469,11 @@ async fn config_command(
             let Some(secret_key) = SecretKey::from_user_name(&key) else {
                 return Err(Failure::Usage(format!(
                     "{key:?} is not a secret orgsync keeps; use one of: {}",
-                    SECRET_KEYS.join(", ")
+                    SecretKey::settable()
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             };
             let value = if stdin {
@@ -487,7 +491,7 @@ async fn config_command(
                     .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
                 text.lines().next().unwrap_or_default().to_string()
             } else {
-                prompt_secret(&format!("{key}: "))?
+                prompt_secret(&format!("{} ({key}): ", secret_key.prompt()))?
             };
             let value = value.trim_end_matches(['\r', '\n']);
             if value.is_empty() {

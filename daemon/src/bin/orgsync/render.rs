@@ -279,7 +279,11 @@ pub fn config_keys(keys: &[orgsync::config::KeyDoc]) -> String {
     let _ = writeln!(
         out,
         "\nSecrets are not keys: store them with `orgsync config set-secret {}`.",
-        orgsync::config::SECRET_KEYS.join("|")
+        SecretKey::settable()
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join("|")
     );
     out
 }
@@ -292,11 +296,7 @@ pub fn config_show(config: &Config, secrets: &Secrets, path: &Path) -> String {
     }
     out.push_str(&toml::to_string(config).unwrap_or_default());
     out.push_str("\n# Secrets (never stored in this file):\n");
-    for key in [
-        SecretKey::LdapBindPassword,
-        SecretKey::OrgClientId,
-        SecretKey::OrgClientSecret,
-    ] {
+    for key in SecretKey::reported(config.directory.kind) {
         let where_ = match secrets.source(key) {
             Ok(Some(source)) => format!("set ({source})"),
             Ok(None) => "not set".to_string(),
@@ -345,15 +345,16 @@ impl Status {
             }
         );
         let _ = writeln!(out, "Secrets:          {}", s.secrets);
-        let _ = writeln!(
-            out,
-            "Bind password:    {}",
-            if s.bind_password_set {
-                "set"
-            } else {
-                "not set"
-            }
-        );
+        if !s.directory_type.is_empty() {
+            let _ = writeln!(out, "Directory type:   {}", s.directory_type);
+        }
+        for secret in &s.directory_secrets {
+            let state = match secret.set {
+                true => "set".to_string(),
+                false => format!("not set (`orgsync config set-secret {}`)", secret.key),
+            };
+            let _ = writeln!(out, "Secret:           {} {state}", secret.key);
+        }
         let _ = writeln!(out, "Last user sync:   {}", or_none(&s.last_user_sync));
         let _ = writeln!(out, "Last group sync:  {}", or_none(&s.last_group_sync));
         let _ = writeln!(

@@ -9,6 +9,7 @@
 //! three searches run as refreshOnly syncs: the first returns everything plus a cookie per
 //! search, later ones only what changed since (deletes included), keyed by entryUUID.
 
+pub mod config;
 mod dn;
 mod revision;
 mod session;
@@ -21,15 +22,22 @@ use chrono::Utc;
 use ldap3::controls::RawControl;
 use serde::{Deserialize, Serialize};
 
+use self::config::{ExternalIdSource, ResolvedLdap};
 use self::dn::member_reference;
 pub use self::dn::normalize_dn;
 use self::session::{Entry, Session, SyncedSearch};
-use crate::config::{ExternalIdSource, ResolvedLdap};
 use crate::directory::{
-    Changes, Delta, Directory, DirectoryError, DirectoryUser, Entries, EntryKind, FullRead,
-    GroupRecord, Progress, ReadOptions, UserRecord,
+    Changes, Delta, Directory, DirectoryError, DirectoryUser, Entries, EntryKind, Failure,
+    FullRead, GroupRecord, Progress, ReadOptions, UserRecord,
 };
 use crate::secrets::{Secret, SecretKey, Secrets};
+
+/// The password of `ldap.bind_dn`.
+pub const BIND_PASSWORD: SecretKey = SecretKey::new(
+    "ldap.bind_password",
+    "LDAP bind password",
+    Some("ORGSYNC_LDAP_BIND_PASSWORD"),
+);
 
 /// AD's "show deleted objects" control: lets a search see tombstones under CN=Deleted Objects.
 const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";
@@ -131,9 +139,9 @@ impl LdapDirectory {
         read_groups: bool,
     ) -> Result<Self, DirectoryError> {
         let password = secrets
-            .get(SecretKey::LdapBindPassword)
-            .map_err(|e| DirectoryError::Config(e.to_string()))?
-            .ok_or_else(|| DirectoryError::MissingPassword(config.bind_dn.clone()))?;
+            .get(BIND_PASSWORD)
+            .map_err(|e| DirectoryError::secret_store(BIND_PASSWORD, e))?
+            .ok_or_else(|| DirectoryError::missing_secret(BIND_PASSWORD))?;
         Ok(Self::new(config, password, read_groups))
     }
 
@@ -232,7 +240,7 @@ impl LdapDirectory {
                     });
                 }
                 Ok(None) => {}
-                Err(e @ (DirectoryError::Connect { .. } | DirectoryError::Timeout { .. })) => {
+                Err(e) if matches!(e.failure(), Failure::Unreachable | Failure::Timeout) => {
                     return Err(e);
                 }
                 Err(e) => warnings.push(format!(
@@ -498,11 +506,11 @@ impl LdapDirectory {
         session
             .search(&cfg.group_base, &filter, &attrs, None, |entry| {
                 let Some(key) = first_text(&entry, "entryUUID").map(str::to_ascii_lowercase) else {
-                    return Err(DirectoryError::Search {
-                        base: cfg.group_base.clone(),
-                        filter: filter.clone(),
-                        message: format!("the group {} came without its entryUUID", entry.dn),
-                    });
+                    return Err(session::search_failed(
+                        &cfg.group_base,
+                        &filter,
+                        format!("the group {} came without its entryUUID", entry.dn),
+                    ));
                 };
                 self.collect_group(&mut read, key, &entry)
             })
@@ -525,11 +533,11 @@ impl LdapDirectory {
     }
 
     fn no_cookie(&self, base: &str) -> DirectoryError {
-        DirectoryError::Search {
-            base: base.to_string(),
-            filter: self.config.user_filter.clone(),
-            message: "the server sent no content-synchronisation cookie".into(),
-        }
+        session::search_failed(
+            base,
+            &self.config.user_filter,
+            "the server sent no content-synchronisation cookie",
+        )
     }
 
     fn disabled_filter(&self) -> Option<String> {
@@ -632,13 +640,13 @@ impl LdapDirectory {
         let cfg = &self.config;
         let external_id = external_id(entry, &cfg.external_id)?;
         let email = first_text(entry, &cfg.email_attribute)
-            .map(|email| email.trim().to_lowercase())
+            .filter(|email| !email.trim().is_empty())
+            .map(str::to_string)
             .or_else(|| {
                 let (prefix_attr, suffix) = cfg.email_prefix_suffix.as_ref()?;
                 let prefix = first_text(entry, prefix_attr)?;
-                Some(format!("{prefix}{suffix}").trim().to_lowercase())
-            })
-            .filter(|email| !email.is_empty());
+                Some(format!("{}{suffix}", prefix.trim()))
+            });
         let disabled = cfg.active_directory
             && first_text(entry, "userAccountControl")
                 .and_then(|v| v.trim().parse::<i64>().ok())
@@ -777,10 +785,14 @@ fn external_id_attribute(source: &ExternalIdSource) -> Option<&str> {
 
 fn external_id(entry: &Entry, source: &ExternalIdSource) -> Result<String, DirectoryError> {
     let missing = |attr: &str| {
-        DirectoryError::Config(format!(
-            "entry {} has no {attr} attribute, which ldap.external_id_attribute names; choose an attribute every user and group has, or `dn`",
-            entry.dn
-        ))
+        DirectoryError::new(
+            Failure::Config,
+            format!(
+                "entry {} has no {attr} attribute, which ldap.external_id_attribute names",
+                entry.dn
+            ),
+        )
+        .hint("choose an attribute every user and group has, or `dn`")
     };
     match source {
         ExternalIdSource::Dn => Ok(entry.dn.to_string()),

@@ -48,10 +48,12 @@ impl LdapDirectory {
         let root = session
             .base_entry("", &["highestCommittedUSN", "dsServiceName"])
             .await?;
-        let unusable = |what: &str| DirectoryError::Search {
-            base: "the root DSE".into(),
-            filter: "(objectClass=*)".into(),
-            message: format!("the domain controller did not give its {what}"),
+        let unusable = |what: &str| {
+            super::session::search_failed(
+                "the root DSE",
+                "(objectClass=*)",
+                format!("the domain controller did not give its {what}"),
+            )
         };
         let usn = super::first_value(&root, "highestCommittedUSN")
             .and_then(|v| v.trim().parse::<u64>().ok())

@@ -16,7 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{Encryption, ResolvedLdap};
-use crate::directory::DirectoryError;
+use crate::directory::{DirectoryError, Failure};
 use crate::secrets::Secret;
 
 /// RFC 4533 control OIDs. A server that offers content synchronisation lists the request's in
@@ -44,9 +44,11 @@ impl<'a> Session<'a> {
             );
         }
         let settings = connection_settings(config)?;
-        let connect_error = |message: String| DirectoryError::Connect {
-            url: config.url.clone(),
-            message,
+        let connect_error = |message: String| {
+            DirectoryError::new(
+                Failure::Unreachable,
+                format!("cannot connect to {}: {message}", config.url),
+            )
         };
         let (conn, mut ldap) = tokio::time::timeout(
             config.connect_timeout + Duration::from_secs(1),
@@ -71,14 +73,22 @@ impl<'a> Session<'a> {
             .await;
         match bind {
             Ok(result) if result.rc == 0 => Ok(Session { ldap, config }),
-            Ok(result) => Err(DirectoryError::Bind {
-                bind_dn: config.bind_dn.clone(),
-                message: format!("{} (LDAP result {})", bind_text(&result), result.rc),
-            }),
-            Err(ldap3::LdapError::Timeout { .. }) => Err(DirectoryError::Timeout {
-                step: "binding".into(),
-                seconds: config.operation_timeout.as_secs(),
-            }),
+            Ok(result) => Err(DirectoryError::new(
+                Failure::Credentials,
+                format!(
+                    "the directory rejected the bind as {}: {} (LDAP result {})",
+                    config.bind_dn,
+                    bind_text(&result),
+                    result.rc
+                ),
+            )
+            .hint(format!(
+                "check ldap.bind_dn and the password (`orgsync config set-secret {}`)",
+                super::BIND_PASSWORD.name()
+            ))),
+            Err(ldap3::LdapError::Timeout { .. }) => {
+                Err(timed_out("binding", config.operation_timeout))
+            }
             Err(e) => Err(connect_error(describe_ldap_error(&e))),
         }
     }
@@ -98,11 +108,7 @@ impl<'a> Session<'a> {
         control: Option<RawControl>,
         mut on_entry: impl FnMut(Entry) -> Result<(), DirectoryError>,
     ) -> Result<(), DirectoryError> {
-        let malformed = || DirectoryError::Search {
-            base: base.to_string(),
-            filter: filter.to_string(),
-            message: "the server sent a malformed entry".into(),
-        };
+        let malformed = || search_failed(base, filter, "the server sent a malformed entry");
         self.search_raw(base, filter, attrs, control, |entry| {
             on_entry(Entry::from_result(entry).ok_or_else(malformed)?)
         })
@@ -118,11 +124,7 @@ impl<'a> Session<'a> {
         control: Option<RawControl>,
         mut on_entry: impl FnMut(ResultEntry) -> Result<(), DirectoryError>,
     ) -> Result<(), DirectoryError> {
-        let search_error = |message: String| DirectoryError::Search {
-            base: base.to_string(),
-            filter: filter.to_string(),
-            message,
-        };
+        let search_error = |message: String| search_failed(base, filter, message);
         let timeout = self.config.operation_timeout;
         let mut adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
             vec![Box::new(EntriesOnly::new())];
@@ -141,10 +143,7 @@ impl<'a> Session<'a> {
         let mut stream = match started {
             Ok(stream) => stream,
             Err(ldap3::LdapError::Timeout { .. }) => {
-                return Err(DirectoryError::Timeout {
-                    step: format!("searching {base}"),
-                    seconds: timeout.as_secs(),
-                });
+                return Err(timed_out(&format!("searching {base}"), timeout));
             }
             Err(e) => return Err(search_error(describe_ldap_error(&e))),
         };
@@ -152,10 +151,7 @@ impl<'a> Session<'a> {
             let next = tokio::time::timeout(timeout, stream.next()).await;
             match next {
                 Err(_) | Ok(Err(ldap3::LdapError::Timeout { .. })) => {
-                    return Err(DirectoryError::Timeout {
-                        step: format!("searching {base}"),
-                        seconds: timeout.as_secs(),
-                    });
+                    return Err(timed_out(&format!("searching {base}"), timeout));
                 }
                 Ok(Err(e)) => return Err(search_error(describe_ldap_error(&e))),
                 Ok(Ok(None)) => break,
@@ -197,18 +193,12 @@ impl<'a> Session<'a> {
             .search(dn, Scope::Base, "(objectClass=*)", vec![requested.as_str()])
             .await
             .and_then(|r| r.success())
-            .map_err(|e| DirectoryError::Search {
-                base: dn.to_string(),
-                filter: requested.clone(),
-                message: describe_ldap_error(&e),
-            })?;
+            .map_err(|e| search_failed(dn, &requested, describe_ldap_error(&e)))?;
         let mut values = Vec::new();
         let mut next = None;
         for entry in result.0 {
-            let entry = Entry::from_result(entry).ok_or_else(|| DirectoryError::Search {
-                base: dn.to_string(),
-                filter: requested.clone(),
-                message: "the server sent a malformed entry".into(),
+            let entry = Entry::from_result(entry).ok_or_else(|| {
+                search_failed(dn, &requested, "the server sent a malformed entry")
             })?;
             let (more, more_next) = super::member_texts(&entry, attribute);
             values.extend(more.into_iter().map(str::to_string));
@@ -227,11 +217,7 @@ impl<'a> Session<'a> {
         filter: &str,
         mut on_change: impl FnMut(),
     ) -> Result<(), DirectoryError> {
-        let search_error = |message: String| DirectoryError::Search {
-            base: base.to_string(),
-            filter: filter.to_string(),
-            message,
-        };
+        let search_error = |message: String| search_failed(base, filter, message);
         let request = SyncRequest {
             mode: RefreshMode::RefreshAndPersist,
             cookie: None,
@@ -300,24 +286,15 @@ impl<'a> Session<'a> {
             .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
             .await
             .and_then(|r| r.success())
-            .map_err(|e| DirectoryError::Search {
-                base: if dn.is_empty() {
-                    "the root DSE".into()
-                } else {
-                    dn.to_string()
-                },
-                filter: "(objectClass=*)".into(),
-                message: describe_ldap_error(&e),
+            .map_err(|e| {
+                let base = if dn.is_empty() { "the root DSE" } else { dn };
+                search_failed(base, "(objectClass=*)", describe_ldap_error(&e))
             })?;
         entries
             .into_iter()
             .next()
             .and_then(Entry::from_result)
-            .ok_or_else(|| DirectoryError::Search {
-                base: dn.to_string(),
-                filter: "(objectClass=*)".into(),
-                message: "no such entry".into(),
-            })
+            .ok_or_else(|| search_failed(dn, "(objectClass=*)", "no such entry"))
     }
 
     /// Whether the server offers RFC 4533 content synchronisation (OpenLDAP with `syncprov`).
@@ -359,16 +336,9 @@ impl<'a> Session<'a> {
         cookie: Option<&[u8]>,
         mut on_entry: impl FnMut(String, Entry) -> Result<(), DirectoryError>,
     ) -> Result<Option<SyncedSearch>, DirectoryError> {
-        let search_error = |message: String| DirectoryError::Search {
-            base: base.to_string(),
-            filter: filter.to_string(),
-            message,
-        };
+        let search_error = |message: String| search_failed(base, filter, message);
         let timeout = self.config.operation_timeout;
-        let timed_out = || DirectoryError::Timeout {
-            step: format!("reading changes under {base}"),
-            seconds: timeout.as_secs(),
-        };
+        let timed_out = || timed_out(&format!("reading changes under {base}"), timeout);
         let request = SyncRequest {
             mode: RefreshMode::RefreshOnly,
             cookie: cookie.map(<[u8]>::to_vec),
@@ -483,7 +453,7 @@ fn connection_settings(config: &ResolvedLdap) -> Result<LdapConnSettings, Direct
         return Ok(settings); // ldap3 trusts the system's CA certificates
     }
     let tls_error = |what: &str, e: &dyn std::fmt::Display| {
-        DirectoryError::Config(format!("cannot load {what}: {e}"))
+        DirectoryError::new(Failure::Config, format!("cannot load {what}: {e}"))
     };
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca_file) = &config.ca_file {
@@ -497,10 +467,13 @@ fn connection_settings(config: &ResolvedLdap) -> Result<LdapConnSettings, Direct
                 .map_err(|e| tls_error(&format!("ldap.ca_file {}", ca_file.display()), &e))?;
         }
         if roots.is_empty() {
-            return Err(DirectoryError::Config(format!(
-                "ldap.ca_file {} holds no PEM certificate",
-                ca_file.display()
-            )));
+            return Err(DirectoryError::new(
+                Failure::Config,
+                format!(
+                    "ldap.ca_file {} holds no PEM certificate",
+                    ca_file.display()
+                ),
+            ));
         }
     }
     let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
@@ -675,4 +648,28 @@ fn entry_key(uuid: &[u8]) -> Option<String> {
     uuid::Uuid::from_slice(uuid)
         .ok()
         .map(|u| u.hyphenated().to_string())
+}
+
+/// A search that failed, named by its base and filter.
+pub(super) fn search_failed(
+    base: &str,
+    filter: &str,
+    message: impl std::fmt::Display,
+) -> DirectoryError {
+    DirectoryError::new(
+        Failure::Read,
+        format!("searching {base} for {filter} failed: {message}"),
+    )
+}
+
+/// An operation the server did not answer within `timeout`.
+pub(super) fn timed_out(step: &str, timeout: Duration) -> DirectoryError {
+    DirectoryError::new(
+        Failure::Timeout,
+        format!(
+            "the directory did not answer within {} s while {step}",
+            timeout.as_secs()
+        ),
+    )
+    .hint("raise ldap.timeout_seconds or check the server")
 }
