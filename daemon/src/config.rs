@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::directory::DirectoryKind;
 use crate::directory::Settings as DirectorySettings;
+pub use crate::directory::entra::config::{EntraConfig, ResolvedEntra};
 pub use crate::directory::ldap::config::{Encryption, ExternalIdSource, LdapConfig, ResolvedLdap};
 
 mod legacy;
@@ -68,9 +69,15 @@ pub struct Config {
     /// LDAP / Active Directory: connection, schema and filters (`directory.type = "ldap"`).
     #[serde(default)]
     pub ldap: LdapConfig,
+    /// Microsoft Entra ID (Azure AD) through Microsoft Graph (`directory.type = "entra"`).
+    #[serde(default)]
+    pub entra: EntraConfig,
     /// What to sync and how.
     #[serde(default)]
     pub sync: SyncConfig,
+    /// How orgsync reaches HTTP services (the organization server and cloud directories).
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Limits that stop a sync from removing many members by accident.
     #[serde(default)]
     pub safety: SafetyConfig,
@@ -89,8 +96,8 @@ pub struct Config {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryTable {
-    /// The directory orgsync reads: `ldap` (LDAP and Active Directory). Its settings are in
-    /// the table of the same name.
+    /// The directory orgsync reads: `ldap` (LDAP and Active Directory) or `entra` (Microsoft
+    /// Entra ID). Its settings are in the table of the same name.
     #[serde(default, rename = "type")]
     pub kind: DirectoryKind,
 }
@@ -202,6 +209,85 @@ impl Default for SyncConfig {
             overwrite_existing: false,
             large_import: false,
             invite_users_after_provisioning: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A proxy for every HTTPS request, e.g. `http://proxy.example.com:3128`. Unset: the
+    /// `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` environment variables apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// Hosts reached without `proxy`, comma-separated like `NO_PROXY`, e.g.
+    /// `vault.example.com,.internal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<String>,
+    /// Give up connecting to a server after this long.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+    /// The longest a request may wait out throttling in all (the server's Retry-After
+    /// included) before the sync fails and the next one tries again.
+    #[serde(default = "default_max_retry_wait")]
+    pub max_retry_wait_seconds: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    15
+}
+
+fn default_max_retry_wait() -> u64 {
+    300
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            proxy: None,
+            no_proxy: None,
+            connect_timeout_seconds: default_connect_timeout(),
+            max_retry_wait_seconds: default_max_retry_wait(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The settings of a client with this CA file and request timeout.
+    pub fn settings(
+        &self,
+        ca_file: Option<PathBuf>,
+        timeout: Duration,
+    ) -> crate::http::HttpSettings {
+        crate::http::HttpSettings {
+            ca_file,
+            connect_timeout: Duration::from_secs(self.connect_timeout_seconds.max(1)),
+            timeout,
+            proxy: non_blank(&self.proxy).map(str::to_string),
+            no_proxy: non_blank(&self.no_proxy).map(str::to_string),
+            retry: crate::http::RetryPolicy {
+                total_wait: Duration::from_secs(self.max_retry_wait_seconds),
+                ..crate::http::RetryPolicy::default()
+            },
+        }
+    }
+
+    fn validate(&self, problems: &mut Vec<Problem>) {
+        if let Some(proxy) = non_blank(&self.proxy)
+            && reqwest::Proxy::all(proxy).is_err()
+        {
+            problems.push(Problem {
+                key: "http.proxy".into(),
+                message: format!(
+                    "{proxy:?} is not a proxy URL; write it like http://proxy.example.com:3128"
+                ),
+            });
+        }
+        if self.connect_timeout_seconds == 0 {
+            problems.push(Problem {
+                key: "http.connect_timeout_seconds".into(),
+                message: "must be at least 1 second".into(),
+            });
         }
     }
 }
@@ -320,6 +406,7 @@ pub struct ServerUrls {
 #[derive(Clone, Debug)]
 pub struct ResolvedConfig {
     pub server: ResolvedServer,
+    pub http: HttpConfig,
     /// The settings of the directory source in use.
     pub directory: DirectorySettings,
     pub sync: SyncConfig,
@@ -384,6 +471,7 @@ impl Config {
         let mut problems = Vec::new();
         let server = self.server.resolve(&mut problems);
         let directory = DirectorySettings::resolve(self, &mut problems);
+        self.http.validate(&mut problems);
         if let Err(message) = self.daemon.listen_address() {
             problems.push(Problem {
                 key: "daemon.address".into(),
@@ -406,6 +494,7 @@ impl Config {
         Ok(ResolvedConfig {
             server,
             directory,
+            http: self.http.clone(),
             sync: self.sync.clone(),
             safety: self.safety.clone(),
             secrets: self.secrets.clone(),
@@ -486,6 +575,7 @@ pub fn keys() -> Vec<KeyDoc> {
     sections.extend(crate::directory::config_tables());
     sections.extend([
         ("sync", SyncConfig::schema()),
+        ("http", HttpConfig::schema()),
         ("safety", SafetyConfig::schema()),
         ("secrets", SecretsConfig::schema()),
         ("daemon", DaemonConfig::schema()),
@@ -645,20 +735,33 @@ impl ServerConfig {
 
 /// Accepts `http(s)://host[:port][/path]`, returns it without a trailing slash.
 fn check_url(key: &str, value: &str, problems: &mut Vec<Problem>) -> String {
-    let trimmed = value.trim().trim_end_matches('/');
-    let ok = trimmed
-        .strip_prefix("https://")
-        .or_else(|| trimmed.strip_prefix("http://"))
-        .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
-    if !ok {
+    check_http_url(value).unwrap_or_else(|_| {
         problems.push(Problem {
             key: key.into(),
             message: format!(
                 "{value:?} is not a server URL; use `cloud-us`, `cloud-eu` or a URL like https://vault.example.com"
             ),
         });
+        value.trim().to_string()
+    })
+}
+
+/// `http(s)://host[:port][/path]` without a trailing slash.
+///
+/// # Errors
+/// When it is not such a URL, saying how to write one.
+pub(crate) fn check_http_url(value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let ok = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+    match ok {
+        true => Ok(trimmed.to_string()),
+        false => Err(format!(
+            "{value:?} is not a URL; write it like https://host.example.com"
+        )),
     }
-    trimmed.to_string()
 }
 
 /// What a PEM file must hold.

@@ -125,7 +125,17 @@ impl Context {
     }
 
     fn snapshot(&self, entries: &Entries) -> Snapshot {
-        entries.snapshot(self.config.sync.users, self.config.sync.groups)
+        let snapshot = entries.snapshot(self.config.sync.users, self.config.sync.groups);
+        self.scoped(snapshot)
+    }
+
+    /// The snapshot with only the users the source's group filter scopes, where it does.
+    fn scoped(&self, mut snapshot: Snapshot) -> Snapshot {
+        let sync = &self.config.sync;
+        if sync.groups && self.config.directory.scopes_users_by_groups() {
+            snapshot.keep_group_members_only(sync.remove_disabled);
+        }
+        snapshot
     }
 
     fn plan(&self, mut snapshot: Snapshot, warnings: Vec<String>) -> Result<Plan, RunError> {
@@ -147,6 +157,7 @@ impl Context {
         let snapshot = read
             .entries
             .into_snapshot(self.config.sync.users, self.config.sync.groups);
+        let snapshot = self.scoped(snapshot);
         let plan = self.plan(snapshot, read.warnings)?;
         tracing::debug!(
             "test: read the directory in {read_time:?}, planned in {:?}",

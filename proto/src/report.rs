@@ -53,7 +53,7 @@ impl UsersByState {
 pub struct UserEntry {
     pub external_id: String,
     pub email: String,
-    /// Where the user lives in the directory (an LDAP DN).
+    /// Where the user lives in the directory (an LDAP DN, a cloud directory's object id).
     pub reference: String,
 }
 
@@ -74,7 +74,7 @@ pub struct SkippedEntry {
     /// Whether the entry is a user or a group.
     #[serde(default)]
     pub kind: EntryKind,
-    /// Where the entry lives in the directory (an LDAP DN).
+    /// Where the entry lives in the directory (an LDAP DN, a cloud directory's object id).
     pub reference: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
@@ -120,7 +120,7 @@ impl SkipReason {
                 "not a valid email address (one @ with a name before it and a domain after it, no spaces); fix it in the directory"
             }
             SkipReason::ExternalIdTooLong => {
-                "external id longer than the 300 characters the server accepts (a DN this deep needs another sync.*_id_attribute such as entryUUID)"
+                "external id longer than the 300 characters the server accepts; choose a shorter id in the directory source's settings (for LDAP, ldap.external_id_attribute such as entryUUID instead of dn)"
             }
             SkipReason::NoGroupName => "group without a name",
             SkipReason::GroupNameTooLong => {

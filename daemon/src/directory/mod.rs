@@ -7,8 +7,10 @@
 //! half-way (a failed page, a size limit, a lost connection) is an error, never a short snapshot,
 //! because the plan removes members that are missing from it. The same holds for changes.
 
+pub mod entra;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod filter;
 pub mod ldap;
 
 /// How stored entries are laid out (aliases, member references). A directory copy written in
@@ -74,7 +76,7 @@ pub struct UserRecord {
 }
 
 /// A group entry as kept between reads, its members still unresolved.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
     pub reference: String,
     pub external_id: String,
@@ -160,6 +162,12 @@ pub struct Changes {
     /// Changes to the set of users marked disabled (the value is unused).
     pub disabled: Delta<()>,
     pub groups: Delta<GroupRecord>,
+    /// Users the directory reports deleted: their records become tombstones, so the plan
+    /// removes them, until the next full read.
+    pub deleted_users: Vec<String>,
+    /// Groups whose changes came as differences (Graph's `members@delta`), merged into the
+    /// stored group.
+    pub group_patches: Vec<(String, GroupPatch)>,
     /// Where the next incremental read starts.
     pub watermark: String,
     /// Things the admin should know that do not stop the sync.
@@ -169,7 +177,11 @@ pub struct Changes {
 impl Changes {
     /// No entry changed (the watermark may still have moved on).
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.disabled.is_empty() && self.groups.is_empty()
+        self.users.is_empty()
+            && self.disabled.is_empty()
+            && self.groups.is_empty()
+            && self.deleted_users.is_empty()
+            && self.group_patches.is_empty()
     }
 
     /// Applies the changes; returns the keys they touched, so only those are written back.
@@ -181,13 +193,71 @@ impl Changes {
             present.extend(deleted.map(|(key, _)| key.clone()));
         }
         let mut disabled: HashMap<String, ()> = entries.disabled.drain().map(|k| (k, ())).collect();
-        let touched = Touched {
+        let mut touched = Touched {
             users: self.users.apply(&mut entries.users),
             disabled: self.disabled.apply(&mut disabled),
             groups: self.groups.apply(&mut entries.groups),
         };
         entries.disabled = disabled.into_keys().collect();
+        for key in self.deleted_users {
+            if let Some(record) = entries.users.get_mut(&key)
+                && !record.user.deleted
+            {
+                record.user.deleted = true;
+                touched.users.push(key);
+            }
+        }
+        for (key, patch) in self.group_patches {
+            if patch.apply(entries.groups.entry(key.clone())) {
+                touched.groups.push(key);
+            }
+        }
+        for keys in [&mut touched.users, &mut touched.groups] {
+            keys.sort_unstable();
+            keys.dedup();
+        }
         touched
+    }
+}
+
+/// A change to one group told as a difference: a new name and members added (for a group not
+/// seen before, the whole group), and members removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupPatch {
+    /// The group as far as the change tells: an empty name leaves the name as it was.
+    pub group: GroupRecord,
+    pub removed: Vec<String>,
+}
+
+impl GroupPatch {
+    /// Merges the patch into the stored group; returns whether it changed. A group not seen
+    /// before is added when the change names it (a nameless one was filtered out).
+    fn apply(self, slot: std::collections::hash_map::Entry<'_, String, GroupRecord>) -> bool {
+        use std::collections::hash_map::Entry;
+        match slot {
+            Entry::Occupied(mut stored) => {
+                let before = stored.get().clone();
+                let group = stored.get_mut();
+                if !self.group.name.is_empty() {
+                    group.name = self.group.name;
+                    group.reference = self.group.reference;
+                }
+                for member in self.group.members {
+                    if !group.members.contains(&member) {
+                        group.members.push(member);
+                    }
+                }
+                group.members.retain(|m| !self.removed.contains(m));
+                *group != before
+            }
+            Entry::Vacant(slot) if !self.group.name.is_empty() => {
+                let mut group = self.group;
+                group.members.retain(|m| !self.removed.contains(m));
+                slot.insert(group);
+                true
+            }
+            Entry::Vacant(_) => false,
+        }
     }
 }
 
@@ -350,6 +420,24 @@ impl Entries {
     }
 }
 
+impl Snapshot {
+    /// Keeps only the users who are direct members of a synced group, and the deleted ones
+    /// (so they are removed), and the disabled ones when `keep_disabled` (so they are removed
+    /// too): what the cloud directories sync when a group filter chooses the groups.
+    pub fn keep_group_members_only(&mut self, keep_disabled: bool) {
+        let (Some(users), Some(groups)) = (&mut self.users, &self.groups) else {
+            return;
+        };
+        let members: HashSet<&str> = groups
+            .iter()
+            .flat_map(|g| g.user_members.iter().map(String::as_str))
+            .collect();
+        users.retain(|u| {
+            u.deleted || (keep_disabled && u.disabled) || members.contains(u.external_id.as_str())
+        });
+    }
+}
+
 /// The user as the plan sees it: its email normalised, and disabled also when the separate
 /// disabled search listed it. Every source's users pass here on their way to the plan.
 fn with_disabled(mut user: DirectoryUser, key: &str, disabled: &HashSet<String>) -> DirectoryUser {
@@ -423,15 +511,18 @@ pub enum DirectoryKind {
     /// LDAP and Active Directory (`[ldap]`).
     #[default]
     Ldap,
+    /// Microsoft Entra ID through Microsoft Graph (`[entra]`).
+    Entra,
 }
 
 impl DirectoryKind {
-    pub const ALL: [DirectoryKind; 1] = [DirectoryKind::Ldap];
+    pub const ALL: [DirectoryKind; 2] = [DirectoryKind::Ldap, DirectoryKind::Entra];
 
     /// The name in the config file, which is also the name of the source's table.
     pub fn name(self) -> &'static str {
         match self {
             DirectoryKind::Ldap => "ldap",
+            DirectoryKind::Entra => "entra",
         }
     }
 
@@ -439,6 +530,7 @@ impl DirectoryKind {
     pub fn secrets(self) -> &'static [SecretKey] {
         match self {
             DirectoryKind::Ldap => &[ldap::BIND_PASSWORD],
+            DirectoryKind::Entra => &[entra::CLIENT_SECRET],
         }
     }
 
@@ -446,6 +538,7 @@ impl DirectoryKind {
     pub fn warnings(self, config: &Config) -> Vec<String> {
         match self {
             DirectoryKind::Ldap => config.ldap.warnings(),
+            DirectoryKind::Entra => config.entra.warnings(),
         }
     }
 }
@@ -453,17 +546,24 @@ impl DirectoryKind {
 /// Every source's config table, for the key listing: its name and its schema.
 pub fn config_tables() -> Vec<(&'static str, RefOr<Schema>)> {
     use utoipa::PartialSchema;
-    vec![("ldap", ldap::config::LdapConfig::schema())]
+    vec![
+        ("ldap", ldap::config::LdapConfig::schema()),
+        ("entra", entra::config::EntraConfig::schema()),
+    ]
 }
 
 /// Whether `key` of a source's table is a file path (stored absolute by `config set`).
 pub fn is_path_key(key: &str) -> bool {
-    ldap::config::PATH_KEYS.contains(&key)
+    ldap::config::PATH_KEYS.contains(&key) || entra::config::PATH_KEYS.contains(&key)
 }
 
 /// The file paths of every source's table, to anchor relative ones.
 pub fn file_paths(config: &mut Config) -> Vec<&mut Option<PathBuf>> {
-    config.ldap.file_paths().into_iter().collect()
+    let Config { ldap, entra, .. } = config;
+    ldap.file_paths()
+        .into_iter()
+        .chain(entra.file_paths())
+        .collect()
 }
 
 /// The resolved settings of the source `directory.type` names.
@@ -474,6 +574,7 @@ pub fn file_paths(config: &mut Config) -> Vec<&mut Option<PathBuf>> {
 )]
 pub enum Settings {
     Ldap(ldap::config::ResolvedLdap),
+    Entra(entra::config::ResolvedEntra),
     /// An in-process directory for the engine's unit tests.
     #[cfg(test)]
     Fake(fake::FakeDirectory),
@@ -484,6 +585,7 @@ impl Settings {
     pub(crate) fn resolve(config: &Config, problems: &mut Vec<Problem>) -> Settings {
         match config.directory.kind {
             DirectoryKind::Ldap => Settings::Ldap(config.ldap.resolve(problems)),
+            DirectoryKind::Entra => Settings::Entra(config.entra.resolve(problems)),
         }
     }
 
@@ -491,6 +593,7 @@ impl Settings {
     pub fn table(&self) -> &'static str {
         match self {
             Settings::Ldap(_) => DirectoryKind::Ldap.name(),
+            Settings::Entra(_) => DirectoryKind::Entra.name(),
             #[cfg(test)]
             Settings::Fake(_) => "fake",
         }
@@ -500,8 +603,18 @@ impl Settings {
     pub fn user_scope(&self) -> &'static str {
         match self {
             Settings::Ldap(_) => "ldap.root_path, ldap.user_path and ldap.user_filter",
+            Settings::Entra(_) => "entra.user_filter and entra.group_filter",
             #[cfg(test)]
             Settings::Fake(_) => "the fake directory",
+        }
+    }
+
+    /// Whether only users who are direct members of a synced group are synced: the cloud
+    /// directories do so when a group filter chooses groups (Directory Connector's rule).
+    pub fn scopes_users_by_groups(&self) -> bool {
+        match self {
+            Settings::Entra(entra) => entra.group_filter.is_set(),
+            _ => false,
         }
     }
 
@@ -509,6 +622,10 @@ impl Settings {
     pub fn location(&self) -> String {
         match self {
             Settings::Ldap(ldap) => ldap.url.clone(),
+            Settings::Entra(entra) => format!(
+                "Microsoft Entra ID tenant {} ({})",
+                entra.tenant, entra.graph
+            ),
             #[cfg(test)]
             Settings::Fake(_) => "fake".into(),
         }
@@ -523,6 +640,7 @@ impl Settings {
 )]
 pub enum Source {
     Ldap(ldap::LdapDirectory),
+    Entra(entra::EntraDirectory),
     #[cfg(test)]
     Fake(fake::FakeDirectory),
 }
@@ -539,6 +657,12 @@ impl Source {
                 secrets,
                 config.sync.groups,
             )?),
+            Settings::Entra(entra) => Source::Entra(entra::EntraDirectory::open(
+                entra.clone(),
+                &config.http,
+                secrets,
+                config.sync.groups,
+            )?),
             #[cfg(test)]
             Settings::Fake(fake) => Source::Fake(fake.clone()),
         })
@@ -548,6 +672,7 @@ impl Source {
     pub fn tracks_changes(&self) -> bool {
         match self {
             Source::Ldap(ldap) => ldap.tracks_changes(),
+            Source::Entra(entra) => entra.tracks_changes(),
             #[cfg(test)]
             Source::Fake(fake) => fake.tracks_changes(),
         }
@@ -562,6 +687,7 @@ impl Directory for Source {
     ) -> Result<FullRead, DirectoryError> {
         match self {
             Source::Ldap(ldap) => ldap.read(options, progress).await,
+            Source::Entra(entra) => entra.read(options, progress).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.read(options, progress).await,
         }
@@ -574,6 +700,7 @@ impl Directory for Source {
     ) -> Result<Option<Changes>, DirectoryError> {
         match self {
             Source::Ldap(ldap) => ldap.read_changes(watermark, progress).await,
+            Source::Entra(entra) => entra.read_changes(watermark, progress).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.read_changes(watermark, progress).await,
         }
@@ -582,6 +709,7 @@ impl Directory for Source {
     async fn follow(&self, on_change: &(dyn Fn() + Send + Sync)) -> Result<bool, DirectoryError> {
         match self {
             Source::Ldap(ldap) => ldap.follow(on_change).await,
+            Source::Entra(entra) => entra.follow(on_change).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.follow(on_change).await,
         }
@@ -700,6 +828,13 @@ impl DirectoryError {
 
     pub fn failure(&self) -> Failure {
         self.failure
+    }
+
+    /// The same error, classified as `failure` (a caller knows better, e.g. a second 401).
+    #[must_use]
+    pub fn with_failure(mut self, failure: Failure) -> DirectoryError {
+        self.failure = failure;
+        self
     }
 }
 

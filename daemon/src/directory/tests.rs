@@ -145,7 +145,7 @@ fn changes_upsert_delete_and_report_the_touched_keys() {
             ..Delta::default()
         },
         watermark: "w".into(),
-        warnings: Vec::new(),
+        ..Changes::default()
     };
     let touched = changes.apply_to(&mut entries);
     assert_eq!(touched.users, vec!["k-a", "k-d"]);
@@ -207,4 +207,71 @@ fn snapshots_trim_and_lower_case_every_sources_emails() {
     ];
     assert_eq!(emails(entries.snapshot(true, false)), expected);
     assert_eq!(emails(entries.into_snapshot(true, false)), expected);
+}
+
+#[test]
+fn deleted_users_become_tombstones_and_group_patches_merge_members() {
+    let mut entries = entries();
+    let patch = |name: &str, added: &[&str], removed: &[&str]| GroupPatch {
+        group: GroupRecord {
+            name: name.into(),
+            members: added.iter().map(|m| m.to_string()).collect(),
+            ..group(name, &[])
+        },
+        removed: removed.iter().map(|m| m.to_string()).collect(),
+    };
+    let changes = Changes {
+        deleted_users: vec!["k-a".into(), "k-nobody".into()],
+        group_patches: vec![
+            // A members-only change (no name), replayed members, and a removal.
+            (
+                "k-ops".into(),
+                GroupPatch {
+                    group: GroupRecord {
+                        name: String::new(),
+                        ..patch("ops", &["c", "b"], &[]).group
+                    },
+                    removed: vec!["b".into()],
+                },
+            ),
+            ("k-new".into(), patch("new", &["a"], &[])),
+            ("k-unnamed".into(), patch("", &["a"], &[])),
+        ],
+        ..Changes::default()
+    };
+    assert!(!changes.is_empty());
+    let touched = changes.apply_to(&mut entries);
+    assert_eq!(touched.users, vec!["k-a"]);
+    assert_eq!(touched.groups, vec!["k-new", "k-ops"]);
+    assert!(entries.users["k-a"].user.deleted);
+    assert_eq!(entries.groups["k-ops"].name, "ops");
+    assert_eq!(entries.groups["k-ops"].members, vec!["c"]);
+    assert_eq!(entries.groups["k-new"].members, vec!["a"]);
+    assert!(!entries.groups.contains_key("k-unnamed"));
+}
+
+#[test]
+fn group_scoping_keeps_members_tombstones_and_disabled_on_request() {
+    let mut entries = entries();
+    let mut disabled = user("d");
+    disabled.user.disabled = true;
+    entries.users.insert("k-d".into(), disabled);
+    let mut gone = user("e");
+    gone.user.deleted = true;
+    entries.users.insert("k-e".into(), gone);
+    entries.groups.remove("k-ops");
+    let ids = |keep_disabled: bool| {
+        let mut snapshot = entries.snapshot(true, true);
+        snapshot.keep_group_members_only(keep_disabled);
+        let mut ids: Vec<String> = snapshot
+            .users
+            .unwrap()
+            .into_iter()
+            .map(|u| u.external_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(false), ["ext-a", "ext-e"]);
+    assert_eq!(ids(true), ["ext-a", "ext-d", "ext-e"]);
 }

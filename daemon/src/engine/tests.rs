@@ -94,6 +94,7 @@ async fn setup(tracks_changes: bool, sync: SyncConfig) -> Setup {
             timeout: Duration::from_secs(30),
         },
         directory: Settings::Fake(fake.clone()),
+        http: crate::config::HttpConfig::default(),
         sync,
         safety: SafetyConfig::default(),
         secrets: SecretsConfig {

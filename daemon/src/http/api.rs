@@ -1,0 +1,160 @@
+//! A vendor's data API behind an access token: each call carries the current token, a 401
+//! renews it once (a token may be revoked or expire early), and a second 401 is a credentials
+//! error. The vendor says which answers are temporary and what its error bodies mean.
+
+use std::future::Future;
+
+use reqwest::RequestBuilder;
+
+use super::{Answer, Http, HttpError, Token, TokenCache, Verdict, standard_verdict};
+use crate::directory::{DirectoryError, Failure};
+use crate::secrets::Secret;
+
+/// What a cloud directory's client knows about its vendor.
+pub trait Api: Send + Sync {
+    /// A new access token.
+    fn login(&self, http: &Http) -> impl Future<Output = Result<Token, DirectoryError>> + Send;
+
+    /// What a final answer that is not a success means, read from the vendor's error body.
+    /// `what` says what was being done ("listing users").
+    fn error(&self, what: &str, answer: &Answer) -> DirectoryError;
+
+    /// Whether an answer is temporary, and how long the vendor asks to wait.
+    fn verdict(&self, answer: &Answer) -> Verdict {
+        standard_verdict(answer)
+    }
+
+    /// Adds the token to a request (a bearer token unless the vendor says otherwise).
+    fn authorize(&self, request: RequestBuilder, token: &Secret) -> RequestBuilder {
+        request.bearer_auth(token.expose())
+    }
+}
+
+/// One vendor's data API, its HTTP client and its token.
+pub struct ApiClient<A> {
+    http: Http,
+    tokens: TokenCache,
+    api: A,
+}
+
+impl<A: Api> ApiClient<A> {
+    pub fn new(http: Http, api: A) -> ApiClient<A> {
+        ApiClient {
+            http,
+            tokens: TokenCache::default(),
+            api,
+        }
+    }
+
+    pub fn api(&self) -> &A {
+        &self.api
+    }
+
+    /// A token now, to check the credentials before anything is read.
+    ///
+    /// # Errors
+    /// The vendor's login error.
+    pub async fn login(&self) -> Result<(), DirectoryError> {
+        self.tokens.get(|| self.api.login(&self.http)).await?;
+        Ok(())
+    }
+
+    /// GETs `url` (as given: next links are followed verbatim) with `headers`, and returns its
+    /// successful answer.
+    ///
+    /// # Errors
+    /// The vendor's error for a final failure, a credentials error for a 401 after a renewed
+    /// token, and transport failures after their retries.
+    pub async fn get(
+        &self,
+        what: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, DirectoryError> {
+        let answer = self.fetch(what, url, headers).await?;
+        match answer.status.is_success() {
+            true => Ok(answer),
+            false => Err(self.api.error(what, &answer)),
+        }
+    }
+
+    /// Like [`ApiClient::get`], but a final answer that is not a success is returned too, for
+    /// callers that expect some (an expired delta link).
+    ///
+    /// # Errors
+    /// A credentials error for a 401 after a renewed token, and transport failures.
+    pub async fn fetch(
+        &self,
+        what: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, DirectoryError> {
+        let mut renewed = false;
+        loop {
+            let token = self.tokens.get(|| self.api.login(&self.http)).await?;
+            let answer = self
+                .http
+                .send(
+                    |client| {
+                        let request = headers
+                            .iter()
+                            .fold(client.get(url), |r, (name, value)| r.header(*name, *value));
+                        self.api.authorize(request, &token)
+                    },
+                    |answer| self.api.verdict(answer),
+                )
+                .await
+                .map_err(|e| http_error(what, e))?;
+            match answer.status.as_u16() {
+                401 if !renewed => {
+                    renewed = true;
+                    self.tokens.forget(&token).await;
+                }
+                401 => {
+                    let error = self.api.error(what, &answer);
+                    return Err(error.with_failure(Failure::Credentials));
+                }
+                _ => return Ok(answer),
+            }
+        }
+    }
+
+    /// [`ApiClient::get`], its body read as JSON.
+    ///
+    /// # Errors
+    /// As `get`, and when the body is not the JSON expected.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<T, DirectoryError> {
+        let answer = self.get(what, url, headers).await?;
+        answer.json().map_err(|e| http_error(what, e))
+    }
+}
+
+/// A transport failure while doing `what`, as a directory error.
+pub fn http_error(what: &str, error: HttpError) -> DirectoryError {
+    let failure = match &error {
+        HttpError::Unreachable { .. } => Failure::Unreachable,
+        HttpError::Timeout { .. } => Failure::Timeout,
+        HttpError::GaveUp { status: 429, .. } => Failure::Throttled,
+        HttpError::GaveUp { .. } | HttpError::Unexpected { .. } => Failure::Read,
+        HttpError::Setup(_) => Failure::Config,
+    };
+    let hint = match failure {
+        Failure::Unreachable => {
+            Some("check the network, the proxy (http.proxy or HTTPS_PROXY) and the CA file")
+        }
+        Failure::Throttled => Some("the directory kept throttling; the next sync tries again"),
+        _ => None,
+    };
+    let error_text = error.to_string();
+    let mut directory_error =
+        DirectoryError::new(failure, format!("{what} failed: {error_text}")).caused_by(error);
+    if let Some(hint) = hint {
+        directory_error = directory_error.hint(hint);
+    }
+    directory_error
+}
