@@ -278,6 +278,18 @@ impl Installation {
             .ok();
     }
 
+    /// Points the installation at the Graph emulator `graph` as Entra ID, signing in with its
+    /// client secret.
+    pub fn use_entra(&self, graph: &crate::graph::GraphServer) {
+        let options = graph.options();
+        self.set("directory.type", "entra");
+        self.set("entra.tenant", &options.tenant_id);
+        self.set("entra.client_id", &options.client_id);
+        self.set("entra.login_url", &graph.base_url());
+        self.set("entra.graph_url", &graph.base_url());
+        self.set_secret("entra.client_secret", &options.client_secret);
+    }
+
     /// Points the installation at a test slapd over plain LDAP, with people under `ou=people`
     /// and groups under `ou=groups`, bound as the rootdn.
     pub fn use_slapd(&self, slapd: &Slapd) {

@@ -9,6 +9,8 @@
 //! - [`tls`]: a throw-away CA and server certificates (openssl).
 //! - [`orgserver`]: an emulated Bitwarden / Vaultwarden organization server (API-key login and
 //!   organization import) with test controls.
+//! - [`graph`]: an emulated Microsoft Entra ID token endpoint and Microsoft Graph (users,
+//!   groups, members, delta queries), with faults, runtime changes and a request log.
 //! - [`ports`]: free loopback ports, waiting for servers, and the server child processes (stopped
 //!   on drop, with a watchdog in case the test process dies).
 //! - [`ldif`]: LDIF builders and the ldap-utils command-line tools, run with a clean environment.
@@ -18,6 +20,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod fixture;
+pub mod graph;
 pub mod ldif;
 pub mod orgserver;
 pub mod ports;

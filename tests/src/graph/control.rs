@@ -1,0 +1,248 @@
+//! The router: the emulated endpoints behind the latency, fault-injection and recording
+//! middleware, and the test-control endpoints under `/_test/` (ours, not Graph's; never
+//! recorded, delayed or failed):
+//!
+//! - `GET  /_test/requests`: the request log.
+//! - `POST /_test/users` (a [`User`] as JSON, snake_case), `POST /_test/users/delete` `{id}`
+//!   (soft delete), `POST /_test/users/purge` `{id}`.
+//! - `POST /_test/groups` `{id, name}`, `POST /_test/groups/delete` `{id}`.
+//! - `POST /_test/members` `{group, member, kind}` (kind `user`, `group`, `device`, …),
+//!   `POST /_test/members/remove` `{group, member}`.
+//! - `POST /_test/fault` (a [`Fault`]), `POST /_test/expire-delta-links`,
+//!   `POST /_test/expire-tokens`, `POST /_test/consent` `{consented}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::api::{self, DeltaOf, Members};
+use super::state::{Fault, Kind, User};
+use super::{GraphRequest, Server};
+
+pub(crate) fn router(server: Arc<Server>) -> Router {
+    let control = Router::new()
+        .route("/requests", get(requests))
+        .route("/users", post(upsert_user))
+        .route("/users/delete", post(delete_user))
+        .route("/users/purge", post(purge_user))
+        .route("/groups", post(upsert_group))
+        .route("/groups/delete", post(delete_group))
+        .route("/members", post(add_member))
+        .route("/members/remove", post(remove_member))
+        .route("/fault", post(fault))
+        .route("/expire-delta-links", post(expire_delta_links))
+        .route("/expire-tokens", post(expire_tokens))
+        .route("/consent", post(consent));
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(api::token))
+        .route("/v1.0/users", get(api::users))
+        .route("/v1.0/users/delta", get(users_delta))
+        .route("/v1.0/groups", get(api::groups))
+        .route("/v1.0/groups/delta", get(groups_delta))
+        .route("/v1.0/groups/{id}/members", get(direct_members))
+        .route("/v1.0/groups/{id}/transitiveMembers", get(transitive_members))
+        .route(
+            "/v1.0/directory/administrativeUnits/{id}/members",
+            get(unit_members),
+        )
+        .route(
+            "/v1.0/directory/deletedItems/microsoft.graph.user",
+            get(api::deleted_users),
+        )
+        .nest("/_test", control)
+        .fallback(api::not_found)
+        .layer(middleware::from_fn_with_state(server.clone(), emulate))
+        .with_state(server)
+}
+
+type Params = Query<HashMap<String, String>>;
+
+async fn users_delta(State(s): State<Arc<Server>>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+    api::delta(s, DeltaOf::Users, h, q, r).await
+}
+
+async fn groups_delta(State(s): State<Arc<Server>>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+    api::delta(s, DeltaOf::Groups, h, q, r).await
+}
+
+async fn direct_members(State(s): State<Arc<Server>>, Path(id): Path<String>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+    api::members(s, Members::Direct, id, h, q, r).await
+}
+
+async fn transitive_members(State(s): State<Arc<Server>>, Path(id): Path<String>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+    api::members(s, Members::Transitive, id, h, q, r).await
+}
+
+async fn unit_members(State(s): State<Arc<Server>>, Path(id): Path<String>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+    api::members(s, Members::Unit, id, h, q, r).await
+}
+
+/// Latency, injected faults and the request log, for everything but `/_test/`.
+async fn emulate(State(server): State<Arc<Server>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    if path.starts_with("/_test") {
+        return next.run(request).await;
+    }
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let method = request.method().to_string();
+    api::latency(&server).await;
+    let fault = server.shared.lock().take_fault(&format!("{path}?{query}"));
+    let injected = fault.is_some();
+    let (response, bytes) = match fault {
+        Some(fault) if fault.status == 0 => cut_off(),
+        Some(fault) => (injected_error(&fault), 0),
+        None => {
+            let response = next.run(request).await;
+            let (parts, body) = response.into_parts();
+            let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let bytes = body.len();
+            (Response::from_parts(parts, Body::from(body)), bytes)
+        }
+    };
+    server.shared.lock().requests.push(GraphRequest {
+        method,
+        path,
+        query,
+        status: response.status().as_u16(),
+        injected,
+        bytes,
+    });
+    response
+}
+
+/// A 200 whose body stops half-way: the connection is cut after the first bytes.
+fn cut_off() -> (Response, usize) {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(b"{\"@odata.context\":\"cut\",\"value\":[{\"id\":\"")),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut off by the emulator")),
+    ];
+    let body = Body::from_stream(futures_util::stream::iter(chunks));
+    let response = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    (response, 0)
+}
+
+/// Graph's answer for an injected status: throttling, a transient failure, or another error.
+fn injected_error(fault: &Fault) -> Response {
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (code, message) = match fault.status {
+        429 => ("TooManyRequests", "Too many requests."),
+        503 => ("serviceNotAvailable", "The service is temporarily unavailable."),
+        504 => ("UnknownError", "The gateway timed out."),
+        500 => ("generalException", "An unspecified error has occurred."),
+        _ => ("Request_BadRequest", "The request was refused by the emulator."),
+    };
+    let mut response = api::graph_error(status, code, message);
+    if let Some(seconds) = fault.retry_after_secs {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.into());
+    }
+    if fault.status == 429 {
+        response.headers_mut().insert(
+            "x-ms-throttle-information",
+            "ResourceUnitLimitExceeded".parse().expect("a header value"),
+        );
+    }
+    response
+}
+
+async fn requests(State(server): State<Arc<Server>>) -> Json<Vec<GraphRequest>> {
+    Json(server.shared.lock().requests.clone())
+}
+
+async fn upsert_user(State(server): State<Arc<Server>>, Json(user): Json<User>) -> StatusCode {
+    server.shared.lock().tenant.upsert_user(user);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct IdBody {
+    id: String,
+}
+
+fn done(found: bool) -> StatusCode {
+    match found {
+        true => StatusCode::NO_CONTENT,
+        false => StatusCode::NOT_FOUND,
+    }
+}
+
+async fn delete_user(State(server): State<Arc<Server>>, Json(body): Json<IdBody>) -> StatusCode {
+    done(server.shared.lock().tenant.delete_user(&body.id))
+}
+
+async fn purge_user(State(server): State<Arc<Server>>, Json(body): Json<IdBody>) -> StatusCode {
+    done(server.shared.lock().tenant.purge_user(&body.id))
+}
+
+#[derive(Deserialize)]
+struct GroupBody {
+    id: String,
+    name: String,
+}
+
+async fn upsert_group(State(server): State<Arc<Server>>, Json(body): Json<GroupBody>) -> StatusCode {
+    server.shared.lock().tenant.upsert_group(&body.id, &body.name);
+    StatusCode::NO_CONTENT
+}
+
+async fn delete_group(State(server): State<Arc<Server>>, Json(body): Json<IdBody>) -> StatusCode {
+    done(server.shared.lock().tenant.delete_group(&body.id))
+}
+
+#[derive(Deserialize)]
+struct MemberBody {
+    group: String,
+    member: String,
+    #[serde(default = "user_kind")]
+    kind: Kind,
+}
+
+fn user_kind() -> Kind {
+    Kind::User
+}
+
+async fn add_member(State(server): State<Arc<Server>>, Json(body): Json<MemberBody>) -> StatusCode {
+    done(server.shared.lock().tenant.add_member(&body.group, &body.member, body.kind))
+}
+
+async fn remove_member(State(server): State<Arc<Server>>, Json(body): Json<MemberBody>) -> StatusCode {
+    done(server.shared.lock().tenant.remove_member(&body.group, &body.member))
+}
+
+async fn fault(State(server): State<Arc<Server>>, Json(fault): Json<Fault>) -> StatusCode {
+    server.shared.lock().faults.push(fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn expire_delta_links(State(server): State<Arc<Server>>) -> StatusCode {
+    server.shared.lock().tenant.generation += 1;
+    StatusCode::NO_CONTENT
+}
+
+async fn expire_tokens(State(server): State<Arc<Server>>) -> StatusCode {
+    server.shared.lock().tokens.clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct ConsentBody {
+    consented: bool,
+}
+
+async fn consent(State(server): State<Arc<Server>>, Json(body): Json<ConsentBody>) -> StatusCode {
+    server.shared.lock().consented = body.consented;
+    StatusCode::NO_CONTENT
+}
