@@ -70,7 +70,9 @@ pub async fn token(
             StatusCode::BAD_REQUEST,
             "invalid_tenant",
             90002,
-            &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
         );
     }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
@@ -92,7 +94,9 @@ pub async fn token(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
             700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
         );
     }
     let scope = form.get("scope").cloned().unwrap_or_default();
@@ -101,7 +105,9 @@ pub async fn token(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             70011,
-            &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+            &format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+            ),
         );
     }
     let secret = form
@@ -126,7 +132,12 @@ pub async fn token(
             match verify_assertion(&server, assertion, &url) {
                 Ok(()) => true,
                 Err(message) => {
-                    return token_error(StatusCode::UNAUTHORIZED, "invalid_client", 700027, &message);
+                    return token_error(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_client",
+                        700027,
+                        &message,
+                    );
                 }
             }
         }
@@ -159,7 +170,9 @@ pub async fn token(
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get("authorization")?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
@@ -314,7 +327,9 @@ fn page_size(server: &Server, listing: &Listing) -> Result<usize, Response> {
                 return Err(graph_error(
                     StatusCode::BAD_REQUEST,
                     "Request_BadRequest",
-                    &format!("Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive."),
+                    &format!(
+                        "Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive."
+                    ),
                 ));
             }
         },
@@ -335,7 +350,11 @@ fn page(
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        json!(format!("{}/v1.0/$metadata#{}", server.base_url, path.trim_start_matches("/v1.0/"))),
+        json!(format!(
+            "{}/v1.0/$metadata#{}",
+            server.base_url,
+            path.trim_start_matches("/v1.0/")
+        )),
     );
     let next_link = |skip: &Skip| {
         let mut query: Vec<String> = listing.kept().into_iter().map(str::to_string).collect();
@@ -378,7 +397,11 @@ fn skip_of(listing: &Listing) -> Result<Skip, Response> {
 }
 
 /// Keeps the selected properties (and `id`, and `@`-annotations, always).
-fn selected(mut object: Map<String, Value>, select: Option<&BTreeSet<String>>, default: &[&str]) -> Value {
+fn selected(
+    mut object: Map<String, Value>,
+    select: Option<&BTreeSet<String>>,
+    default: &[&str],
+) -> Value {
     object.retain(|key, _| {
         key == "id"
             || key.starts_with('@')
@@ -426,7 +449,14 @@ fn user_json(user: &User, upn: &str) -> Map<String, Value> {
     }
 }
 
-const GROUP_DEFAULT: &[&str] = &["displayName", "mail", "mailEnabled", "securityEnabled", "groupTypes", "description"];
+const GROUP_DEFAULT: &[&str] = &[
+    "displayName",
+    "mail",
+    "mailEnabled",
+    "securityEnabled",
+    "groupTypes",
+    "description",
+];
 
 fn group_json(id: &str, name: &str) -> Map<String, Value> {
     let value = json!({
@@ -491,9 +521,23 @@ pub async fn users(
         .tenant
         .users
         .values()
-        .map(|u| selected(user_json(u, &u.user_principal_name), select.as_ref(), USER_DEFAULT))
+        .map(|u| {
+            selected(
+                user_json(u, &u.user_principal_name),
+                select.as_ref(),
+                USER_DEFAULT,
+            )
+        })
         .collect();
-    page(&server, "/v1.0/users", &listing, items, size, skip, Map::new())
+    page(
+        &server,
+        "/v1.0/users",
+        &listing,
+        items,
+        size,
+        skip,
+        Map::new(),
+    )
 }
 
 /// `GET /v1.0/directory/deletedItems/microsoft.graph.user`: soft-deleted users, their
@@ -559,7 +603,15 @@ pub async fn groups(
         .iter()
         .map(|(id, name)| selected(group_json(id, name), select.as_ref(), GROUP_DEFAULT))
         .collect();
-    page(&server, "/v1.0/groups", &listing, items, size, skip, Map::new())
+    page(
+        &server,
+        "/v1.0/groups",
+        &listing,
+        items,
+        size,
+        skip,
+        Map::new(),
+    )
 }
 
 /// Which member list a request asks for.
@@ -611,13 +663,21 @@ pub async fn members(
         return graph_error(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
-            &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+            &format!(
+                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+            ),
         );
     };
     let select = listing.select();
     let items: Vec<Value> = found
         .iter()
-        .map(|(member, kind)| selected(object_json(&server, member, *kind), select.as_ref(), &["displayName"]))
+        .map(|(member, kind)| {
+            selected(
+                object_json(&server, member, *kind),
+                select.as_ref(),
+                &["displayName"],
+            )
+        })
         .collect();
     let path = match which {
         Members::Direct => format!("/v1.0/groups/{id}/members"),
@@ -690,7 +750,11 @@ pub async fn delta(
             }
             Some(token) => {
                 let Some(token) = decode::<DeltaToken>(token) else {
-                    return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "The delta token is invalid.");
+                    return graph_error(
+                        StatusCode::BAD_REQUEST,
+                        "Request_BadRequest",
+                        "The delta token is invalid.",
+                    );
                 };
                 if token.generation != generation {
                     return expired(&server, path, token.select);
@@ -713,17 +777,33 @@ pub async fn delta(
         .map(|s| s.split(',').map(|p| p.trim().to_string()).collect());
     let items = match of {
         DeltaOf::Users => user_changes(&server, skip.since, select.as_ref()),
-        DeltaOf::Groups => group_changes(&server, skip.since, skip.upto.unwrap_or(seq), select.as_ref()),
+        DeltaOf::Groups => group_changes(
+            &server,
+            skip.since,
+            skip.upto.unwrap_or(seq),
+            select.as_ref(),
+        ),
     };
     let upto = skip.upto.unwrap_or(seq);
     let mut last = Map::new();
-    last.insert("@odata.deltaLink".into(), json!(delta_link(upto, skip.select.clone())));
+    last.insert(
+        "@odata.deltaLink".into(),
+        json!(delta_link(upto, skip.select.clone())),
+    );
     // Next links of a delta round carry only the skiptoken, as Graph's do.
     let round = Listing {
         params: HashMap::new(),
         raw: String::new(),
     };
-    page(&server, path, &round, items, server.options.page_size, skip, last)
+    page(
+        &server,
+        path,
+        &round,
+        items,
+        server.options.page_size,
+        skip,
+        last,
+    )
 }
 
 /// An expired delta link: `410 Gone` with a fresh start in `Location`, or 400
@@ -753,7 +833,11 @@ fn expired(server: &Server, path: &str, select: Option<String>) -> Response {
 }
 
 /// Users changed after `since` (all live users without it).
-fn user_changes(server: &Server, since: Option<u64>, select: Option<&BTreeSet<String>>) -> Vec<Value> {
+fn user_changes(
+    server: &Server,
+    since: Option<u64>,
+    select: Option<&BTreeSet<String>>,
+) -> Vec<Value> {
     let inner = server.shared.lock();
     let tenant = &inner.tenant;
     let ids: Vec<String> = match since {
@@ -772,7 +856,11 @@ fn user_changes(server: &Server, since: Option<u64>, select: Option<&BTreeSet<St
     };
     ids.iter()
         .map(|id| match tenant.users.get(id) {
-            Some(user) => selected(user_json(user, &user.user_principal_name), select, USER_DEFAULT),
+            Some(user) => selected(
+                user_json(user, &user.user_principal_name),
+                select,
+                USER_DEFAULT,
+            ),
             None => {
                 let reason = match tenant.deleted_users.contains_key(id) {
                     true => "changed",
@@ -787,7 +875,12 @@ fn user_changes(server: &Server, since: Option<u64>, select: Option<&BTreeSet<St
 /// Groups changed after `since` up to `upto`, with `members@delta` when members are selected;
 /// a group with more member changes than a page holds comes as several consecutive items,
 /// each with a slice of them.
-fn group_changes(server: &Server, since: Option<u64>, upto: u64, select: Option<&BTreeSet<String>>) -> Vec<Value> {
+fn group_changes(
+    server: &Server,
+    since: Option<u64>,
+    upto: u64,
+    select: Option<&BTreeSet<String>>,
+) -> Vec<Value> {
     let inner = server.shared.lock();
     let tenant = &inner.tenant;
     let with_members = select.is_some_and(|s| s.contains("members"));
@@ -803,14 +896,22 @@ fn group_changes(server: &Server, since: Option<u64>, upto: u64, select: Option<
         None => {
             for (group, members) in &tenant.members {
                 touch(group, &mut order);
-                changes.entry(group.clone()).or_default().extend(members.iter().map(|(id, kind)| (id.clone(), *kind, true)));
+                changes
+                    .entry(group.clone())
+                    .or_default()
+                    .extend(members.iter().map(|(id, kind)| (id.clone(), *kind, true)));
             }
         }
         Some(since) => {
             for change in &tenant.log[since as usize..upto as usize] {
                 match change {
                     Changed::Group(id) => touch(id, &mut order),
-                    Changed::Membership { group, member, kind, added } => {
+                    Changed::Membership {
+                        group,
+                        member,
+                        kind,
+                        added,
+                    } => {
                         touch(group, &mut order);
                         let list = changes.entry(group.clone()).or_default();
                         list.retain(|(m, _, _)| m != member);

@@ -48,7 +48,10 @@ pub(crate) fn router(server: Arc<Server>) -> Router {
         .route("/v1.0/groups", get(api::groups))
         .route("/v1.0/groups/delta", get(groups_delta))
         .route("/v1.0/groups/{id}/members", get(direct_members))
-        .route("/v1.0/groups/{id}/transitiveMembers", get(transitive_members))
+        .route(
+            "/v1.0/groups/{id}/transitiveMembers",
+            get(transitive_members),
+        )
         .route(
             "/v1.0/directory/administrativeUnits/{id}/members",
             get(unit_members),
@@ -65,23 +68,51 @@ pub(crate) fn router(server: Arc<Server>) -> Router {
 
 type Params = Query<HashMap<String, String>>;
 
-async fn users_delta(State(s): State<Arc<Server>>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+async fn users_delta(
+    State(s): State<Arc<Server>>,
+    h: HeaderMap,
+    Query(q): Params,
+    RawQuery(r): RawQuery,
+) -> Response {
     api::delta(s, DeltaOf::Users, h, q, r).await
 }
 
-async fn groups_delta(State(s): State<Arc<Server>>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+async fn groups_delta(
+    State(s): State<Arc<Server>>,
+    h: HeaderMap,
+    Query(q): Params,
+    RawQuery(r): RawQuery,
+) -> Response {
     api::delta(s, DeltaOf::Groups, h, q, r).await
 }
 
-async fn direct_members(State(s): State<Arc<Server>>, Path(id): Path<String>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+async fn direct_members(
+    State(s): State<Arc<Server>>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Params,
+    RawQuery(r): RawQuery,
+) -> Response {
     api::members(s, Members::Direct, id, h, q, r).await
 }
 
-async fn transitive_members(State(s): State<Arc<Server>>, Path(id): Path<String>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+async fn transitive_members(
+    State(s): State<Arc<Server>>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Params,
+    RawQuery(r): RawQuery,
+) -> Response {
     api::members(s, Members::Transitive, id, h, q, r).await
 }
 
-async fn unit_members(State(s): State<Arc<Server>>, Path(id): Path<String>, h: HeaderMap, Query(q): Params, RawQuery(r): RawQuery) -> Response {
+async fn unit_members(
+    State(s): State<Arc<Server>>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Params,
+    RawQuery(r): RawQuery,
+) -> Response {
     api::members(s, Members::Unit, id, h, q, r).await
 }
 
@@ -121,8 +152,13 @@ async fn emulate(State(server): State<Arc<Server>>, request: Request, next: Next
 /// A 200 whose body stops half-way: the connection is cut after the first bytes.
 fn cut_off() -> (Response, usize) {
     let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-        Ok(Bytes::from_static(b"{\"@odata.context\":\"cut\",\"value\":[{\"id\":\"")),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut off by the emulator")),
+        Ok(Bytes::from_static(
+            b"{\"@odata.context\":\"cut\",\"value\":[{\"id\":\"",
+        )),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "cut off by the emulator",
+        )),
     ];
     let body = Body::from_stream(futures_util::stream::iter(chunks));
     let response = Response::builder()
@@ -138,16 +174,20 @@ fn injected_error(fault: &Fault) -> Response {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (code, message) = match fault.status {
         429 => ("TooManyRequests", "Too many requests."),
-        503 => ("serviceNotAvailable", "The service is temporarily unavailable."),
+        503 => (
+            "serviceNotAvailable",
+            "The service is temporarily unavailable.",
+        ),
         504 => ("UnknownError", "The gateway timed out."),
         500 => ("generalException", "An unspecified error has occurred."),
-        _ => ("Request_BadRequest", "The request was refused by the emulator."),
+        _ => (
+            "Request_BadRequest",
+            "The request was refused by the emulator.",
+        ),
     };
     let mut response = api::graph_error(status, code, message);
     if let Some(seconds) = fault.retry_after_secs {
-        response
-            .headers_mut()
-            .insert("retry-after", seconds.into());
+        response.headers_mut().insert("retry-after", seconds.into());
     }
     if fault.status == 429 {
         response.headers_mut().insert(
@@ -193,8 +233,15 @@ struct GroupBody {
     name: String,
 }
 
-async fn upsert_group(State(server): State<Arc<Server>>, Json(body): Json<GroupBody>) -> StatusCode {
-    server.shared.lock().tenant.upsert_group(&body.id, &body.name);
+async fn upsert_group(
+    State(server): State<Arc<Server>>,
+    Json(body): Json<GroupBody>,
+) -> StatusCode {
+    server
+        .shared
+        .lock()
+        .tenant
+        .upsert_group(&body.id, &body.name);
     StatusCode::NO_CONTENT
 }
 
@@ -215,11 +262,26 @@ fn user_kind() -> Kind {
 }
 
 async fn add_member(State(server): State<Arc<Server>>, Json(body): Json<MemberBody>) -> StatusCode {
-    done(server.shared.lock().tenant.add_member(&body.group, &body.member, body.kind))
+    done(
+        server
+            .shared
+            .lock()
+            .tenant
+            .add_member(&body.group, &body.member, body.kind),
+    )
 }
 
-async fn remove_member(State(server): State<Arc<Server>>, Json(body): Json<MemberBody>) -> StatusCode {
-    done(server.shared.lock().tenant.remove_member(&body.group, &body.member))
+async fn remove_member(
+    State(server): State<Arc<Server>>,
+    Json(body): Json<MemberBody>,
+) -> StatusCode {
+    done(
+        server
+            .shared
+            .lock()
+            .tenant
+            .remove_member(&body.group, &body.member),
+    )
 }
 
 async fn fault(State(server): State<Arc<Server>>, Json(fault): Json<Fault>) -> StatusCode {
