@@ -212,7 +212,7 @@ fn verify_assertion(server: &Server, assertion: &str, url: &str) -> Result<(), S
 }
 
 /// The bearer token check every data call makes, and the consent check.
-fn authorize(server: &Server, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(server: &Server, headers: &HeaderMap) -> Result<(), Early> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -239,14 +239,14 @@ fn authorize(server: &Server, headers: &HeaderMap) -> Result<(), Response> {
                 .parse()
                 .expect("a header value"),
         );
-        return Err(response);
+        return Err(Box::new(response));
     }
     if !inner.consented {
-        return Err(graph_error(
+        return Err(Box::new(graph_error(
             StatusCode::FORBIDDEN,
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",
-        ));
+        )));
     }
     Ok(())
 }
@@ -318,19 +318,19 @@ fn listing(params: HashMap<String, String>, raw: Option<String>) -> Listing {
 }
 
 /// The page size: `$top` (1–999; Graph refuses more) clamped to the emulator's page size.
-fn page_size(server: &Server, listing: &Listing) -> Result<usize, Response> {
+fn page_size(server: &Server, listing: &Listing) -> Result<usize, Early> {
     let top = match listing.get("$top") {
         None => DEFAULT_TOP,
         Some(top) => match top.parse::<usize>() {
             Ok(n) if (1..=999).contains(&n) => n,
             _ => {
-                return Err(graph_error(
+                return Err(Box::new(graph_error(
                     StatusCode::BAD_REQUEST,
                     "Request_BadRequest",
                     &format!(
                         "Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive."
                     ),
-                ));
+                )));
             }
         },
     };
@@ -383,17 +383,34 @@ fn page(
     Json(Value::Object(body)).into_response()
 }
 
-fn skip_of(listing: &Listing) -> Result<Skip, Response> {
+fn skip_of(listing: &Listing) -> Result<Skip, Early> {
     match listing.get("$skiptoken") {
         None => Ok(Skip::default()),
         Some(token) => decode(token).ok_or_else(|| {
-            graph_error(
+            Box::new(graph_error(
                 StatusCode::BAD_REQUEST,
                 "Request_BadRequest",
                 "The specified page token value has expired or is invalid.",
-            )
+            ))
         }),
     }
+}
+
+/// An answer that ends a request early (boxed: responses are large).
+type Early = Box<Response>;
+
+/// What every collection request checks first: the token, `$top` and the `$skiptoken`.
+fn start(
+    server: &Server,
+    headers: &HeaderMap,
+    params: HashMap<String, String>,
+    raw: Option<String>,
+) -> Result<(Listing, usize, Skip), Early> {
+    authorize(server, headers)?;
+    let listing = listing(params, raw);
+    let size = page_size(server, &listing)?;
+    let skip = skip_of(&listing)?;
+    Ok((listing, size, skip))
 }
 
 /// Keeps the selected properties (and `id`, and `@`-annotations, always).
@@ -506,13 +523,9 @@ pub async fn users(
     Query(params): Query<HashMap<String, String>>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    if let Err(response) = authorize(&server, &headers) {
-        return response;
-    }
-    let listing = listing(params, raw);
-    let (size, skip) = match (page_size(&server, &listing), skip_of(&listing)) {
-        (Ok(size), Ok(skip)) => (size, skip),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (listing, size, skip) = match start(&server, &headers, params, raw) {
+        Ok(started) => started,
+        Err(response) => return *response,
     };
     let select = listing.select();
     let items: Vec<Value> = server
@@ -548,13 +561,9 @@ pub async fn deleted_users(
     Query(params): Query<HashMap<String, String>>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    if let Err(response) = authorize(&server, &headers) {
-        return response;
-    }
-    let listing = listing(params, raw);
-    let (size, skip) = match (page_size(&server, &listing), skip_of(&listing)) {
-        (Ok(size), Ok(skip)) => (size, skip),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (listing, size, skip) = match start(&server, &headers, params, raw) {
+        Ok(started) => started,
+        Err(response) => return *response,
     };
     let select = listing.select();
     let items: Vec<Value> = server
@@ -586,13 +595,9 @@ pub async fn groups(
     Query(params): Query<HashMap<String, String>>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    if let Err(response) = authorize(&server, &headers) {
-        return response;
-    }
-    let listing = listing(params, raw);
-    let (size, skip) = match (page_size(&server, &listing), skip_of(&listing)) {
-        (Ok(size), Ok(skip)) => (size, skip),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (listing, size, skip) = match start(&server, &headers, params, raw) {
+        Ok(started) => started,
+        Err(response) => return *response,
     };
     let select = listing.select();
     let items: Vec<Value> = server
@@ -632,9 +637,10 @@ pub async fn members(
     params: HashMap<String, String>,
     raw: Option<String>,
 ) -> Response {
-    if let Err(response) = authorize(&server, &headers) {
-        return response;
-    }
+    let (listing, size, skip) = match start(&server, &headers, params, raw) {
+        Ok(started) => started,
+        Err(response) => return *response,
+    };
     if uuid::Uuid::parse_str(&id).is_err() {
         return graph_error(
             StatusCode::BAD_REQUEST,
@@ -642,11 +648,6 @@ pub async fn members(
             &format!("Invalid object identifier '{id}'."),
         );
     }
-    let listing = listing(params, raw);
-    let (size, skip) = match (page_size(&server, &listing), skip_of(&listing)) {
-        (Ok(size), Ok(skip)) => (size, skip),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
     let found = {
         let inner = server.shared.lock();
         let tenant = &inner.tenant;
@@ -703,7 +704,7 @@ pub async fn delta(
     raw: Option<String>,
 ) -> Response {
     if let Err(response) = authorize(&server, &headers) {
-        return response;
+        return *response;
     }
     let listing = listing(params, raw);
     if listing.get("$top").is_some() || listing.get("$orderby").is_some() {
@@ -723,7 +724,7 @@ pub async fn delta(
     };
     let mut skip = match skip_of(&listing) {
         Ok(skip) => skip,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let delta_link = |since: u64, select: Option<String>| {
         format!(
