@@ -419,8 +419,8 @@ pub struct ResolvedConfig {
 #[derive(Clone, Debug)]
 pub struct ResolvedServer {
     pub urls: ServerUrls,
-    pub ca_file: Option<PathBuf>,
-    pub timeout: Duration,
+    /// CA file, timeouts, proxy and retries of the client.
+    pub http: crate::http::HttpSettings,
 }
 
 impl Config {
@@ -469,7 +469,7 @@ impl Config {
     /// Checks every field and fills defaults. All problems are reported at once.
     pub fn resolve(&self) -> Result<ResolvedConfig, ConfigError> {
         let mut problems = Vec::new();
-        let server = self.server.resolve(&mut problems);
+        let server = self.server.resolve(&self.http, &mut problems);
         let directory = DirectorySettings::resolve(self, &mut problems);
         self.http.validate(&mut problems);
         if let Err(message) = self.daemon.listen_address() {
@@ -672,19 +672,23 @@ fn humanise(message: &str) -> String {
         .replace("invalid type: integer", "invalid value: the number")
 }
 
-impl ServerConfig {
-    /// Validates only the server section (enough for `login`, before the directory is set up).
-    pub fn resolve_alone(&self) -> Result<ResolvedServer, ConfigError> {
+impl Config {
+    /// Validates only what reaching the organization server takes, `[server]` and `[http]`
+    /// (enough for `login`, before the directory is set up).
+    pub fn resolve_server(&self) -> Result<ResolvedServer, ConfigError> {
         let mut problems = Vec::new();
-        let server = self.resolve(&mut problems);
+        let server = self.server.resolve(&self.http, &mut problems);
+        self.http.validate(&mut problems);
         if problems.is_empty() {
             Ok(server)
         } else {
             Err(ConfigError::Invalid(problems))
         }
     }
+}
 
-    fn resolve(&self, problems: &mut Vec<Problem>) -> ResolvedServer {
+impl ServerConfig {
+    fn resolve(&self, http: &HttpConfig, problems: &mut Vec<Problem>) -> ResolvedServer {
         let derived = match self.url.trim() {
             "cloud-us"
             | "us"
@@ -725,10 +729,16 @@ impl ServerConfig {
                 message: "must be at least 1".into(),
             });
         }
+        let mut http = http.settings(
+            self.ca_file.clone(),
+            Duration::from_secs(self.timeout_seconds.max(1)),
+        );
+        // Five tries, as Directory Connector's clients make.
+        http.retry.attempts = 5;
+        http.retry.first_backoff = Duration::from_secs(1);
         ResolvedServer {
             urls: ServerUrls { api, identity },
-            ca_file: self.ca_file.clone(),
-            timeout: Duration::from_secs(self.timeout_seconds),
+            http,
         }
     }
 }

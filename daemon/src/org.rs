@@ -1,24 +1,20 @@
 //! The organization client: API-key login at the identity server and the public import endpoint,
 //! on the exact wire format Bitwarden and Vaultwarden accept (Directory Connector's).
 //!
-//! Only this module talks to the organization server. Transient failures (429, 5xx, connection
-//! errors) are retried with backoff, honouring `Retry-After`; everything else is returned as an
-//! [`OrgError`] that says what to do.
-
-use std::time::Duration;
+//! Only this module talks to the organization server, through the shared HTTP layer
+//! ([`crate::http`]): transient failures (429, 5xx, connection errors) are retried with
+//! backoff, honouring `Retry-After`; everything else is returned as an [`OrgError`] that says
+//! what to do, quoting what the server said.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ResolvedServer, ServerUrls};
+use crate::http::{Answer, Http, HttpError, standard_verdict};
 use crate::secrets::Secret;
 
 /// Linux, in Bitwarden's device type numbering.
 const DEVICE_TYPE: &str = "8";
 const DEVICE_NAME: &str = "linux";
-/// Attempts per request before giving up on transient failures.
-const MAX_ATTEMPTS: u32 = 5;
-/// Never wait longer than this for one `Retry-After`.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 /// Renew the access token when it has less than this left.
 pub const TOKEN_RENEW_MARGIN_SECONDS: i64 = 300;
 
@@ -139,7 +135,7 @@ pub enum OrgError {
 
 /// HTTP client for one organization server.
 pub struct OrgClient {
-    http: reqwest::Client,
+    http: Http,
     urls: ServerUrls,
     device_id: String,
 }
@@ -153,26 +149,17 @@ struct TokenResponse {
 impl OrgClient {
     /// `device_id` identifies this installation to the server (Vaultwarden requires one).
     pub fn new(server: &ResolvedServer, device_id: &str) -> Result<OrgClient, OrgError> {
-        let version = env!("CARGO_PKG_VERSION");
-        let mut builder = reqwest::Client::builder()
-            .timeout(server.timeout)
-            .connect_timeout(Duration::from_secs(15))
-            .user_agent(format!("orgsync/{version} (LINUX)"));
-        if let Some(path) = &server.ca_file {
-            let ca_error = |message: String| OrgError::CaFile {
-                path: path.display().to_string(),
-                message,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            for cert in
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?
-            {
-                builder = builder.add_root_certificate(cert);
+        let http = Http::new(server.http.clone()).map_err(|e| match (&server.http.ca_file, e) {
+            (Some(path), HttpError::Setup(message)) if message.contains("CA file") => {
+                OrgError::CaFile {
+                    path: path.display().to_string(),
+                    message,
+                }
             }
-        }
-        let http = builder.build().map_err(|e| OrgError::Protocol {
-            url: server.urls.api.clone(),
-            message: e.to_string(),
+            (_, e) => OrgError::Protocol {
+                url: server.urls.api.clone(),
+                message: e.to_string(),
+            },
         })?;
         Ok(OrgClient {
             http,
@@ -197,18 +184,18 @@ impl OrgClient {
             ("grant_type", "client_credentials"),
             ("client_secret", key.client_secret.expose()),
         ];
-        let response = self
-            .send(&url, || {
-                self.with_client_headers(self.http.post(&url))
+        let answer = self
+            .send(|client| {
+                self.with_client_headers(client.post(&url))
                     .header("Accept", "application/json")
                     .form(&form)
             })
             .await?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() {
+        let status = answer.status.as_u16();
+        let body = String::from_utf8_lossy(&answer.body);
+        if !answer.status.is_success() {
             return Err(OrgError::LoginRejected {
-                message: error_message(status.as_u16(), &body),
+                message: error_message(status, &body),
             });
         }
         let token: TokenResponse = serde_json::from_str(&body).map_err(|e| OrgError::Protocol {
@@ -228,28 +215,28 @@ impl OrgClient {
         request: &ImportRequest,
     ) -> Result<(), OrgError> {
         let url = format!("{}/public/organization/import", self.urls.api);
-        let body = serde_json::to_vec(request).expect("import requests always serialise");
-        let response = self
-            .send(&url, || {
-                self.with_client_headers(self.http.post(&url))
+        let body = serde_json::to_vec(request).map_err(|e| OrgError::Protocol {
+            url: url.clone(),
+            message: format!("cannot encode the import request: {e}"),
+        })?;
+        let answer = self
+            .send(|client| {
+                self.with_client_headers(client.post(&url))
                     .bearer_auth(token.token.expose())
                     .header("Content-Type", "application/json; charset=utf-8")
                     .body(body.clone())
             })
             .await?;
-        let status = response.status();
-        if status.is_success() {
+        let status = answer.status.as_u16();
+        if answer.status.is_success() {
             return Ok(());
         }
-        if status.as_u16() == 401 || status.as_u16() == 403 {
-            return Err(OrgError::Unauthorized {
-                status: status.as_u16(),
-            });
+        if status == 401 || status == 403 {
+            return Err(OrgError::Unauthorized { status });
         }
-        let body = response.text().await.unwrap_or_default();
         Err(OrgError::Rejected {
-            status: status.as_u16(),
-            body: error_message(status.as_u16(), &body),
+            status,
+            body: error_message(status, &String::from_utf8_lossy(&answer.body)),
         })
     }
 
@@ -261,78 +248,38 @@ impl OrgClient {
             .header("Bitwarden-Client-Version", env!("CARGO_PKG_VERSION"))
     }
 
-    /// Sends a request, retrying 429 / 5xx / connection failures with backoff. Returns the final
-    /// response (any non-retryable status) for the caller to interpret.
+    /// Sends a request through the shared HTTP layer, which retries 429 / 5xx / connection
+    /// failures with backoff and Retry-After. Returns the final answer for the caller to read.
     async fn send(
         &self,
-        url: &str,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, OrgError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let backoff = Duration::from_secs(1 << (attempt - 1).min(5));
-            match build().send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retryable = status.as_u16() == 429 || status.is_server_error();
-                    if !retryable {
-                        return Ok(response);
-                    }
-                    if attempt >= MAX_ATTEMPTS {
-                        let body = response.text().await.unwrap_or_default();
-                        return Err(OrgError::GaveUp {
-                            status: status.as_u16(),
-                            attempts: attempt,
-                            message: error_message(status.as_u16(), &body),
-                        });
-                    }
-                    let wait = retry_after(&response)
-                        .unwrap_or(backoff)
-                        .min(MAX_RETRY_AFTER);
-                    tracing::warn!(
-                        "{url} answered HTTP {}; retrying in {} s (attempt {attempt} of {MAX_ATTEMPTS})",
-                        status.as_u16(),
-                        wait.as_secs_f32()
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => {
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(OrgError::Unreachable {
-                            url: url.to_string(),
-                            message: describe_reqwest_error(&e),
-                        });
-                    }
-                    tracing::warn!(
-                        "{url}: {}; retrying in {} s (attempt {attempt} of {MAX_ATTEMPTS})",
-                        describe_reqwest_error(&e),
-                        backoff.as_secs()
-                    );
-                    tokio::time::sleep(backoff).await;
-                }
-            }
-        }
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, OrgError> {
+        self.http
+            .send(build, standard_verdict)
+            .await
+            .map_err(|e| match e {
+                HttpError::GaveUp {
+                    status,
+                    attempts,
+                    body,
+                    ..
+                } => OrgError::GaveUp {
+                    status,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    message: error_message(status, &body),
+                },
+                HttpError::Unreachable { url, message } => OrgError::Unreachable { url, message },
+                HttpError::Timeout { url, seconds } => OrgError::Unreachable {
+                    url,
+                    message: format!("no answer within {seconds} s (server.timeout_seconds)"),
+                },
+                HttpError::Unexpected { url, message } => OrgError::Protocol { url, message },
+                HttpError::Setup(message) => OrgError::Protocol {
+                    url: self.urls.api.clone(),
+                    message,
+                },
+            })
     }
-}
-
-/// `Retry-After` in seconds (the form Bitwarden and proxies send). HTTP dates are ignored in
-/// favour of the normal backoff.
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get("retry-after")?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-fn describe_reqwest_error(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The human part of an error body: Bitwarden's `message` / `Message` / `ErrorModel.Message`,

@@ -813,7 +813,7 @@ impl Service {
         client_id: &str,
         client_secret: &str,
     ) -> Result<(String, Option<String>), ServiceError> {
-        let server = self.config().server.resolve_alone()?;
+        let server = self.config().resolve_server()?;
         let key = ApiKey {
             client_id: client_id.trim().to_string(),
             client_secret: Secret::new(client_secret.trim()),

@@ -43,7 +43,7 @@ pub fn installation_status(
         data_dir: paths.data_dir.display().to_string(),
         config_problem: resolved.as_ref().err().map(|e| e.to_string()),
         directory: resolved.as_ref().ok().map(|c| c.directory.location()),
-        server: config.server.resolve_alone().ok().map(|s| s.urls.api),
+        server: config.resolve_server().ok().map(|s| s.urls.api),
         logged_in: key.is_some(),
         organization_id: key.as_ref().map(|k| k.organization_id().to_string()),
         secrets: secrets.description().to_string(),

@@ -409,7 +409,7 @@ async fn login(
             )
         }
         None => {
-            let server = installation.config()?.server.resolve_alone()?;
+            let server = installation.config()?.resolve_server()?;
             let key = ApiKey {
                 client_id: client_id.trim().to_string(),
                 client_secret: Secret::new(client_secret.trim()),
