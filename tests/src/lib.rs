@@ -11,6 +11,7 @@
 //!   organization import) with test controls.
 //! - [`graph`]: an emulated Microsoft Entra ID token endpoint and Microsoft Graph (users,
 //!   groups, members, delta queries), with faults, runtime changes and a request log.
+//! - [`proxy`]: a forward HTTP proxy that records where requests went.
 //! - [`ports`]: free loopback ports, waiting for servers, and the server child processes (stopped
 //!   on drop, with a watchdog in case the test process dies).
 //! - [`ldif`]: LDIF builders and the ldap-utils command-line tools, run with a clean environment.
@@ -24,6 +25,7 @@ pub mod graph;
 pub mod ldif;
 pub mod orgserver;
 pub mod ports;
+pub mod proxy;
 pub mod samba;
 pub mod slapd;
 pub mod tls;

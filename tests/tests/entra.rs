@@ -463,3 +463,40 @@ async fn status_and_errors_name_the_entra_secret_until_it_is_set() {
     let report = inst.run(&["test", "--json"]).ok().json();
     assert_eq!(report["users"]["enabled"].as_array().map(Vec::len), Some(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_go_through_the_configured_proxy_or_the_environments() {
+    let (graph, org, mut inst) = setup().await;
+    let proxy = testkit::proxy::Proxy::start().await;
+    inst.set("http.proxy", &proxy.url());
+    inst.run(&["sync"]).ok();
+    assert_eq!(org.managed_emails(), set(&["ann", "bob", "cy", "dee"]));
+    let seen = proxy.seen();
+    for target in [
+        format!("{}/v1.0/users", graph.base_url()),
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            graph.base_url(),
+            graph.options().tenant_id
+        ),
+        format!("{}/api/public/organization/import", org.base_url()),
+    ] {
+        assert!(
+            seen.iter().any(|s| s.starts_with(&target)),
+            "{target} not in {seen:?}"
+        );
+    }
+
+    // Hosts in no_proxy are reached directly.
+    inst.set("http.no_proxy", "127.0.0.1");
+    let before = proxy.seen().len();
+    inst.run(&["test"]).ok();
+    assert_eq!(proxy.seen().len(), before, "{:?}", proxy.seen());
+
+    // Without the setting, HTTP_PROXY applies.
+    inst.run(&["config", "unset", "http.proxy"]).ok();
+    inst.run(&["config", "unset", "http.no_proxy"]).ok();
+    inst.set_env("HTTP_PROXY", &proxy.url());
+    inst.run(&["test"]).ok();
+    assert!(proxy.seen().len() > before, "{:?}", proxy.seen());
+}
