@@ -14,6 +14,7 @@
 //! - [`proxy`]: a forward HTTP proxy that records where requests went.
 //! - [`ports`]: free loopback ports, waiting for servers, and the server child processes (stopped
 //!   on drop, with a watchdog in case the test process dies).
+//! - [`measure`]: GNU time measurements and medians for the benchmarks.
 //! - [`ldif`]: LDIF builders and the ldap-utils command-line tools, run with a clean environment.
 //! - [`slapd`]: a private OpenLDAP server per test (memberof, ppolicy, optional syncprov, TLS).
 //! - [`samba`]: a private Samba AD domain controller per test on its own 127.0.0.N.
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod fixture;
 pub mod graph;
 pub mod ldif;
+pub mod measure;
 pub mod orgserver;
 pub mod ports;
 pub mod proxy;

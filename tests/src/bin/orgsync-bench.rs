@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use testkit::cli::{Installation, binary};
+use testkit::measure::{Usage, machine, median, median_f64, timed};
 use testkit::orgserver::{OrgServer, OrgServerOptions};
 use testkit::slapd::{Slapd, SlapdOptions};
 
@@ -60,14 +61,6 @@ struct Args {
     /// installation pointed at it until Ctrl-C, for profiling by hand
     #[arg(long, value_name = "USERS")]
     serve: Option<usize>,
-}
-
-/// One `time -v` measurement.
-#[derive(Clone, Copy, Debug, Default)]
-struct Usage {
-    wall: f64,
-    cpu: f64,
-    rss_mib: f64,
 }
 
 const PAGE: usize = 500;
@@ -124,31 +117,6 @@ fn main() {
     }
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!(
-        "Machine: {cpu}, {cores} cores; load average at start {}; {} build.",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        if cfg!(debug_assertions) {
-            "DEBUG (numbers not representative)"
-        } else {
-            "release"
-        }
-    )
-}
-
 /// The generated directory as LDIF (with the base entries), written to `path`.
 fn generate(path: &Path, suffix: &str, n: usize) {
     let mut out = String::with_capacity(n * 250);
@@ -179,46 +147,6 @@ fn generate(path: &Path, suffix: &str, n: usize) {
         out.push('\n');
     }
     std::fs::write(path, out).expect("write the LDIF");
-}
-
-/// Runs `command` under GNU time and parses its report.
-fn timed(mut command: Command) -> Usage {
-    // Wall time from here: GNU time prints it in hundredths of a second only.
-    let started = Instant::now();
-    let output = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run /usr/bin/time");
-    let wall = started.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{command:?} failed:\n{text}");
-    let field = |name: &str| -> &str {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .map(|v| v.trim_start_matches(':').trim())
-            .unwrap_or_else(|| panic!("no {name:?} in time's output:\n{text}"))
-    };
-    let user: f64 = field("User time (seconds)").parse().unwrap_or(0.0);
-    let system: f64 = field("System time (seconds)").parse().unwrap_or(0.0);
-    let rss: f64 = field("Maximum resident set size (kbytes)")
-        .parse()
-        .unwrap_or(0.0);
-    Usage {
-        wall,
-        cpu: user + system,
-        rss_mib: rss / 1024.0,
-    }
-}
-
-fn median(mut values: Vec<Usage>) -> Usage {
-    values.sort_by(|a, b| a.wall.total_cmp(&b.wall));
-    values[values.len() / 2]
-}
-
-fn median_f64(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn installation(slapd: &Slapd, server: &OrgServer) -> Installation {

@@ -338,11 +338,39 @@ fn page_size(server: &Server, listing: &Listing) -> Result<usize, Early> {
 }
 
 /// One page of `items` as Graph answers it; `done` adds what the last page carries.
+/// Items that a page takes a window of: only the window is ever turned into JSON (a listing of
+/// 50,000 users is 50 pages, not 50 copies of everyone).
+pub struct Items<'a> {
+    total: usize,
+    window: Box<dyn FnOnce(std::ops::Range<usize>) -> Vec<Value> + 'a>,
+}
+
+impl<'a> Items<'a> {
+    fn of(items: Vec<Value>) -> Items<'a> {
+        Items {
+            total: items.len(),
+            window: Box::new(move |range| {
+                items.get(range).map(<[Value]>::to_vec).unwrap_or_default()
+            }),
+        }
+    }
+
+    fn lazy(
+        total: usize,
+        window: impl FnOnce(std::ops::Range<usize>) -> Vec<Value> + 'a,
+    ) -> Items<'a> {
+        Items {
+            total,
+            window: Box::new(window),
+        }
+    }
+}
+
 fn page(
     server: &Server,
     path: &str,
     listing: &Listing,
-    items: Vec<Value>,
+    items: Items<'_>,
     size: usize,
     mut skip: Skip,
     last: Map<String, Value>,
@@ -368,13 +396,10 @@ fn page(
         body.insert("@odata.nextLink".into(), json!(next_link(&skip)));
         return Json(Value::Object(body)).into_response();
     }
-    let end = (skip.offset + size).min(items.len());
-    let value: Vec<Value> = items
-        .get(skip.offset..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
+    let end = (skip.offset + size).min(items.total);
+    let value = (items.window)(skip.offset.min(end)..end);
     body.insert("value".into(), Value::Array(value));
-    if end < items.len() {
+    if end < items.total {
         skip.offset = end;
         body.insert("@odata.nextLink".into(), json!(next_link(&skip)));
     } else {
@@ -528,20 +553,24 @@ pub async fn users(
         Err(response) => return *response,
     };
     let select = listing.select();
-    let items: Vec<Value> = server
-        .shared
-        .lock()
-        .tenant
-        .users
-        .values()
-        .map(|u| {
-            selected(
-                user_json(u, &u.user_principal_name),
-                select.as_ref(),
-                USER_DEFAULT,
-            )
-        })
-        .collect();
+    let total = server.shared.lock().tenant.users.len();
+    let items = Items::lazy(total, |range| {
+        let inner = server.shared.lock();
+        inner
+            .tenant
+            .users
+            .values()
+            .skip(range.start)
+            .take(range.len())
+            .map(|u| {
+                selected(
+                    user_json(u, &u.user_principal_name),
+                    select.as_ref(),
+                    USER_DEFAULT,
+                )
+            })
+            .collect()
+    });
     page(
         &server,
         "/v1.0/users",
@@ -581,7 +610,7 @@ pub async fn deleted_users(
         &server,
         "/v1.0/directory/deletedItems/microsoft.graph.user",
         &listing,
-        items,
+        Items::of(items),
         size,
         skip,
         Map::new(),
@@ -612,7 +641,7 @@ pub async fn groups(
         &server,
         "/v1.0/groups",
         &listing,
-        items,
+        Items::of(items),
         size,
         skip,
         Map::new(),
@@ -685,7 +714,15 @@ pub async fn members(
         Members::Transitive => format!("/v1.0/groups/{id}/transitiveMembers"),
         Members::Unit => format!("/v1.0/directory/administrativeUnits/{id}/members"),
     };
-    page(&server, &path, &listing, items, size, skip, Map::new())
+    page(
+        &server,
+        &path,
+        &listing,
+        Items::of(items),
+        size,
+        skip,
+        Map::new(),
+    )
 }
 
 /// Which delta collection.
@@ -800,7 +837,7 @@ pub async fn delta(
         &server,
         path,
         &round,
-        items,
+        Items::of(items),
         server.options.page_size,
         skip,
         last,
@@ -967,7 +1004,7 @@ pub async fn not_found() -> Response {
 
 /// A pause before each answer, as a real service has (for benchmarks).
 pub async fn latency(server: &Server) {
-    let latency: Duration = server.options.latency;
+    let latency: Duration = server.shared.lock().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

@@ -151,6 +151,7 @@ impl GraphServer {
                 requests: Vec::new(),
                 consented: true,
                 client_secret: options.client_secret.clone(),
+                latency: options.latency,
             }),
             options,
         });
@@ -240,6 +241,11 @@ impl GraphServer {
     /// Whether the app has admin consent (without it, data calls answer 403).
     pub fn set_consent(&self, consented: bool) {
         self.server.shared.lock().consented = consented;
+    }
+
+    /// Changes the pause before each answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.server.shared.lock().latency = latency;
     }
 
     /// Changes the client secret the app accepts.

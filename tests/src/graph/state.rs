@@ -252,6 +252,8 @@ pub struct Inner {
     pub consented: bool,
     /// The client secret the app accepts.
     pub client_secret: String,
+    /// A pause before each answer.
+    pub latency: std::time::Duration,
 }
 
 impl Inner {

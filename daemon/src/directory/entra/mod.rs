@@ -380,13 +380,14 @@ impl EntraDirectory {
             .collect())
     }
 
+    /// The users changed since `link`, as changes, and the next link (`None`: expired).
     async fn users_changes(
         &self,
         link: &str,
         scope: &Scope,
-        changes: &mut Changes,
         progress: &dyn Progress,
-    ) -> Result<Option<String>, DirectoryError> {
+    ) -> Result<(Changes, Option<String>), DirectoryError> {
+        let mut changes = Changes::default();
         let mut seen = 0;
         let paged = self
             .pages(
@@ -409,16 +410,16 @@ impl EntraDirectory {
             )
             .await?;
         progress.entries_read(EntryKind::Users, seen);
-        expect_link(paged, "reading changed users")
+        Ok((changes, expect_link(paged, "reading changed users")?))
     }
 
+    /// The groups changed since `link`, as changes, and the next link (`None`: expired).
     async fn groups_changes(
         &self,
         link: &str,
         scope: &Scope,
-        changes: &mut Changes,
         progress: &dyn Progress,
-    ) -> Result<Option<String>, DirectoryError> {
+    ) -> Result<(Changes, Option<String>), DirectoryError> {
         // One group may come on several pages, each with a slice of its member changes.
         let mut patches: HashMap<String, GroupPatch> = HashMap::new();
         let mut gone: Vec<String> = Vec::new();
@@ -469,9 +470,10 @@ impl EntraDirectory {
             )
             .await?;
         progress.entries_read(EntryKind::Groups, patches.len() + gone.len());
-        changes.groups.deletes.extend(gone);
-        changes.group_patches.extend(patches);
-        expect_link(paged, "reading changed groups")
+        let mut changes = Changes::default();
+        changes.groups.deletes = gone;
+        changes.group_patches = patches.into_iter().collect();
+        Ok((changes, expect_link(paged, "reading changed groups")?))
     }
 }
 
@@ -630,23 +632,24 @@ impl Directory for EntraDirectory {
             );
             return Ok(None);
         }
-        let mut changes = Changes::default();
-        let Some(users) = self
-            .users_changes(&stored.users, &scope, &mut changes, progress)
-            .await?
-        else {
+        // Users and groups at the same time: an unchanged poll costs one round trip each.
+        let groups = async {
+            match &stored.groups {
+                Some(link) => self
+                    .groups_changes(link, &scope, progress)
+                    .await
+                    .map(|(changes, next)| (changes, next.map(Some))),
+                None => Ok((Changes::default(), Some(None))),
+            }
+        };
+        let (users, groups) =
+            tokio::join!(self.users_changes(&stored.users, &scope, progress), groups);
+        let ((mut changes, users), (group_changes, groups)) = (users?, groups?);
+        let (Some(users), Some(groups)) = (users, groups) else {
             return Ok(None);
         };
-        let groups = match &stored.groups {
-            Some(link) => match self
-                .groups_changes(link, &scope, &mut changes, progress)
-                .await?
-            {
-                Some(next) => Some(next),
-                None => return Ok(None),
-            },
-            None => None,
-        };
+        changes.groups = group_changes.groups;
+        changes.group_patches = group_changes.group_patches;
         changes.watermark = serde_json::to_string(&Watermark {
             users,
             groups,
