@@ -150,6 +150,7 @@ impl Context {
         let options = ReadOptions {
             include_deleted: true,
             track_changes: false,
+            fresh_sign_in: true,
         };
         let started = std::time::Instant::now();
         let read = self.directory()?.read(options, progress).await?;
@@ -400,6 +401,7 @@ impl Context {
         let options = ReadOptions {
             include_deleted: true,
             track_changes: directory.tracks_changes(),
+            fresh_sign_in: false,
         };
         let read = directory.read(options, progress).await?;
         let info = read.watermark.map(|watermark| CopyInfo {

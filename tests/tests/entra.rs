@@ -500,3 +500,57 @@ async fn requests_go_through_the_configured_proxy_or_the_environments() {
     inst.run(&["test"]).ok();
     assert!(proxy.seen().len() > before, "{:?}", proxy.seen());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refused_mid_read_is_renewed_once_and_kept_between_runs() {
+    let (graph, org, inst) = setup().await;
+    inst.run(&["sync"]).ok();
+    let token_requests = |graph: &GraphServer| {
+        graph
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+            .count()
+    };
+    // The next sync uses the token the last one kept.
+    graph.clear_requests();
+    inst.run(&["sync"]).ok();
+    assert_eq!(token_requests(&graph), 0, "{:?}", graph.requests());
+
+    // Graph refuses the token half-way through the users (as when it expired early): one new
+    // sign-in, and the read goes on from that page.
+    inst.set("sync.full_read_hours", "0");
+    graph.clear_requests();
+    graph.inject(Fault {
+        path_contains: "/v1.0/users?".into(),
+        skip: 1,
+        status: 401,
+        retry_after_secs: None,
+        remaining: 1,
+    });
+    let report = inst.run(&["sync", "--json"]).ok().json();
+    assert_eq!(report["read"]["mode"], "full", "{report}");
+    assert_eq!(token_requests(&graph), 1, "{:?}", graph.requests());
+    assert_eq!(org.managed_emails(), set(&["ann", "bob", "cy", "dee"]));
+
+    // Refused again after the renewal: the credentials are wrong, and nobody is removed.
+    graph.inject(Fault {
+        path_contains: "/v1.0/users?".into(),
+        skip: 0,
+        status: 401,
+        retry_after_secs: None,
+        remaining: 2,
+    });
+    let out = inst.run(&["sync"]).expect_code(1);
+    assert!(
+        out.stderr.contains("InvalidAuthenticationToken"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(org.managed_emails(), set(&["ann", "bob", "cy", "dee"]));
+
+    // A dry run always signs in, so it checks the credentials as they are now.
+    graph.set_client_secret("rotated");
+    let out = inst.run(&["test"]).expect_code(1);
+    assert!(out.stderr.contains("AADSTS7000215"), "{}", out.stderr);
+}

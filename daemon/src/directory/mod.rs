@@ -472,6 +472,9 @@ pub struct ReadOptions {
     pub include_deleted: bool,
     /// Ask the directory to track changes, so later reads can be incremental.
     pub track_changes: bool,
+    /// Sign in anew rather than with a token kept from an earlier run: a dry run checks the
+    /// credentials as they are now.
+    pub fresh_sign_in: bool,
 }
 
 /// What a source is reading.

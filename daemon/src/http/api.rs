@@ -38,23 +38,24 @@ pub struct ApiClient<A> {
 }
 
 impl<A: Api> ApiClient<A> {
-    pub fn new(http: Http, api: A) -> ApiClient<A> {
-        ApiClient {
-            http,
-            tokens: TokenCache::default(),
-            api,
-        }
+    /// A client whose token lives in `tokens` (see [`TokenCache::stored`]).
+    pub fn new(http: Http, api: A, tokens: TokenCache) -> ApiClient<A> {
+        ApiClient { http, tokens, api }
     }
 
     pub fn api(&self) -> &A {
         &self.api
     }
 
-    /// A token now, to check the credentials before anything is read.
+    /// A token now, to check the credentials before anything is read; `fresh` signs in anew
+    /// even when a token is at hand.
     ///
     /// # Errors
     /// The vendor's login error.
-    pub async fn login(&self) -> Result<(), DirectoryError> {
+    pub async fn login(&self, fresh: bool) -> Result<(), DirectoryError> {
+        if fresh {
+            self.tokens.clear().await;
+        }
         self.tokens.get(|| self.api.login(&self.http)).await?;
         Ok(())
     }

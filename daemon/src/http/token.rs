@@ -3,12 +3,12 @@
 //! POST answered by `access_token` and `expires_in`).
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
 use super::{Http, HttpError, standard_verdict};
-use crate::secrets::Secret;
+use crate::secrets::{Secret, SecretKey, Secrets};
 
 /// A token as the endpoint issued it.
 #[derive(Clone, Debug)]
@@ -23,12 +23,69 @@ struct Cached {
 }
 
 /// The current token of one client. Callers that find it due wait for one renewal together.
+/// With a store, the token outlives the process (the next `orgsync` run or daemon poll uses it
+/// instead of signing in again), kept as a secret and bound to what it was issued for.
 #[derive(Default)]
 pub struct TokenCache {
     current: tokio::sync::Mutex<Option<Cached>>,
+    store: Option<Store>,
+}
+
+/// Where a token is kept between runs: the secret, and what the token was issued for (the
+/// token endpoint, client and scope), so a changed configuration never uses a stale one.
+struct Store {
+    secrets: Secrets,
+    key: SecretKey,
+    issued_for: String,
+}
+
+impl Store {
+    /// The stored token, if it is for this client and not yet due: `<renew at>:<for>:<token>`.
+    fn load(&self) -> Option<Cached> {
+        let stored = self.secrets.get(self.key).ok()??;
+        let (renew_at, rest) = stored.expose().split_once(':')?;
+        let token = rest.strip_prefix(&format!("{}:", self.issued_for))?;
+        let renew_at: u64 = renew_at.parse().ok()?;
+        let left = renew_at.checked_sub(unix_now())?;
+        Some(Cached {
+            value: Secret::new(token),
+            renew_at: Instant::now() + Duration::from_secs(left),
+        })
+    }
+
+    fn save(&self, value: &Secret, renew_in: Duration) {
+        let renew_at = unix_now() + renew_in.as_secs();
+        let stored = Secret::new(format!("{renew_at}:{}:{}", self.issued_for, value.expose()));
+        if let Err(e) = self.secrets.set(self.key, &stored) {
+            tracing::debug!("the access token is not kept for the next run: {e}");
+        }
+    }
+
+    fn forget(&self) {
+        let _ = self.secrets.delete(self.key);
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl TokenCache {
+    /// A cache that keeps its token in `secrets` under `key` between runs; `issued_for` names
+    /// the endpoint, client and scope (no secret: it is stored beside the token).
+    pub fn stored(secrets: Secrets, key: SecretKey, issued_for: String) -> TokenCache {
+        TokenCache {
+            current: tokio::sync::Mutex::default(),
+            store: Some(Store {
+                secrets,
+                key,
+                issued_for: issued_for.replace(':', "|"),
+            }),
+        }
+    }
+
     /// The current token, or a new one from `fetch` when there is none or it is due: a fifth
     /// of its lifetime (at most 5 minutes) before it expires.
     ///
@@ -39,6 +96,9 @@ impl TokenCache {
         Fut: Future<Output = Result<Token, E>>,
     {
         let mut current = self.current.lock().await;
+        if current.is_none() {
+            *current = self.store.as_ref().and_then(Store::load);
+        }
         if let Some(cached) = current.as_ref()
             && Instant::now() < cached.renew_at
         {
@@ -46,11 +106,23 @@ impl TokenCache {
         }
         let token = fetch().await?;
         let margin = (token.lifetime / 5).min(Duration::from_secs(300));
+        let renew_in = token.lifetime.saturating_sub(margin);
+        if let Some(store) = &self.store {
+            store.save(&token.value, renew_in);
+        }
         *current = Some(Cached {
             value: token.value.clone(),
-            renew_at: Instant::now() + token.lifetime.saturating_sub(margin),
+            renew_at: Instant::now() + renew_in,
         });
         Ok(token.value)
+    }
+
+    /// Forgets the token, kept or not, so the next use signs in.
+    pub async fn clear(&self) {
+        *self.current.lock().await = None;
+        if let Some(store) = &self.store {
+            store.forget();
+        }
     }
 
     /// Forgets `rejected`, which a data call refused, unless another caller replaced it.
@@ -58,6 +130,9 @@ impl TokenCache {
         let mut current = self.current.lock().await;
         if current.as_ref().is_some_and(|c| c.value == *rejected) {
             *current = None;
+            if let Some(store) = &self.store {
+                store.forget();
+            }
         }
     }
 }

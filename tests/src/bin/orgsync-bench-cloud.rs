@@ -187,7 +187,7 @@ async fn entra(args: &Args) -> String {
     inst.use_entra(&graph);
     inst.set("sync.large_import", "true");
     inst.login_to(&org);
-    let concurrency: usize = 8;
+    let concurrency: usize = 16;
 
     // The fewest requests a full read needs: a token, the users' and the groups' pages of 999,
     // and one member listing per group (each under 999 members).

@@ -180,6 +180,10 @@ fn injected_error(fault: &Fault) -> Response {
         ),
         504 => ("UnknownError", "The gateway timed out."),
         500 => ("generalException", "An unspecified error has occurred."),
+        401 => (
+            "InvalidAuthenticationToken",
+            "Lifetime validation failed, the token is expired.",
+        ),
         _ => (
             "Request_BadRequest",
             "The request was refused by the emulator.",

@@ -44,6 +44,17 @@ impl Proof {
     }
 }
 
+impl Proof {
+    /// Names the credential without revealing it: a hash of the secret, or the certificate's
+    /// thumbprint.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Proof::Secret(secret) => jwt::thumbprint_s256(secret.expose().as_bytes()),
+            Proof::Certificate { thumbprint, .. } => thumbprint.clone(),
+        }
+    }
+}
+
 fn thumbprint(cert: &Path) -> Result<String, DirectoryError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;

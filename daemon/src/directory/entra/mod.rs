@@ -27,7 +27,7 @@ use crate::directory::{
     Changes, Directory, DirectoryError, DirectoryUser, Entries, EntryKind, Failure, FullRead,
     GroupPatch, GroupRecord, Progress, ReadOptions, UserRecord,
 };
-use crate::http::{ApiClient, Http, http_error};
+use crate::http::{ApiClient, Http, TokenCache, http_error};
 use crate::secrets::{SecretKey, Secrets};
 
 /// The app registration's client secret.
@@ -36,6 +36,9 @@ pub const CLIENT_SECRET: SecretKey = SecretKey::new(
     "Entra app client secret (its Value)",
     Some("ORGSYNC_ENTRA_CLIENT_SECRET"),
 );
+
+/// Graph's access token, kept between runs (set by orgsync only).
+const ACCESS_TOKEN: SecretKey = SecretKey::new("entra.access_token", "", None);
 
 /// The user properties read: `accountEnabled` and `userType` are not in Graph's default set.
 const USER_SELECT: &str = "id,mail,userPrincipalName,displayName,accountEnabled,userType";
@@ -120,6 +123,15 @@ impl EntraDirectory {
         let proof = Proof::load(&config, secret)?;
         let client = Http::new(http.settings(config.ca_file.clone(), config.timeout))
             .map_err(|e| http_error("setting up HTTPS for Microsoft Graph", e))?;
+        // A token is kept for the credential it was issued to: a new secret signs in anew.
+        let issued_for = format!(
+            "{} {} {} {}",
+            config.token_url,
+            config.client_id,
+            config.scope,
+            proof.fingerprint()
+        );
+        let tokens = TokenCache::stored(secrets.clone(), ACCESS_TOKEN, issued_for);
         Ok(EntraDirectory {
             graph: ApiClient::new(
                 client,
@@ -127,6 +139,7 @@ impl EntraDirectory {
                     config: config.clone(),
                     proof,
                 },
+                tokens,
             ),
             config,
             read_groups,
@@ -562,7 +575,7 @@ impl Directory for EntraDirectory {
         progress: &dyn Progress,
     ) -> Result<FullRead, DirectoryError> {
         // Credentials first: a wrong secret says so before anything else is tried.
-        self.graph.login().await?;
+        self.graph.login(options.fresh_sign_in).await?;
         // Delta links first: a change made while the lists are read is in both, never lost.
         let links = match options.track_changes {
             true => Some((
