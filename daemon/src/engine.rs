@@ -169,6 +169,10 @@ impl Context {
             .then(|| RunError::DuplicateEmails(plan.conflicts.clone()).to_string());
         Ok(TestReport {
             schema_version: SCHEMA_VERSION,
+            source: Some(orgsync_proto::DirectorySource {
+                kind: self.config.directory.table().to_string(),
+                location: self.config.directory.location(),
+            }),
             users: plan.users,
             groups: plan.groups,
             skipped: plan.skipped,

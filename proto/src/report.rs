@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct TestReport {
     pub schema_version: u32,
+    /// The directory that was read: its type and where it is (e.g. `ldap` at
+    /// `ldaps://dc1.example.com:636`, `entra` tenant …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<DirectorySource>,
     /// Users read from the directory, split by state. Sorted by email.
     pub users: UsersByState,
     /// Groups read from the directory, sorted by name, with their flattened membership.
@@ -26,6 +30,18 @@ pub struct TestReport {
     /// `orgsync test` exits 1 when this or `refusal` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+}
+
+/// Which directory a report read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DirectorySource {
+    /// `directory.type`: `ldap`, `entra`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where it is: a URL, a tenant.
+    pub location: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

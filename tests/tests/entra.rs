@@ -462,6 +462,14 @@ async fn status_and_errors_name_the_entra_secret_until_it_is_set() {
     assert!(!show.stdout.contains(&graph.options().client_secret));
     let report = inst.run(&["test", "--json"]).ok().json();
     assert_eq!(report["users"]["enabled"].as_array().map(Vec::len), Some(3));
+    assert_eq!(report["source"]["type"], "entra", "{report}");
+    let test = inst.run(&["test"]).ok();
+    assert!(
+        test.stdout
+            .starts_with("Source:    Microsoft Entra ID tenant 0b5c4b8e"),
+        "{}",
+        test.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

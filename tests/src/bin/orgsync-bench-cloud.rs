@@ -6,7 +6,8 @@
 //! Entra ID: N users and N/50 groups of 50 members (every tenth group nests the next) in the
 //! Graph emulator, pages of up to 999. Measured with GNU `time -v` (medians of `--runs`):
 //! - `orgsync test --json` (a full read): wall, peak RSS, requests and bytes Graph served;
-//! - an unchanged `orgsync sync` after a first one (a delta poll): wall and requests;
+//! - an unchanged `orgsync sync` after a first one (a delta poll): wall and requests, for the CLI
+//!   (a process that opens the state each time) and for `orgsyncd` (a run through its API);
 //! - the reference pattern, in this process: sequential pages of Graph's default 100 for users
 //!   and groups, then one member listing per group, one after another.
 
@@ -176,6 +177,29 @@ async fn reference_pattern(graph: &GraphServer) -> (f64, usize) {
     (started.elapsed().as_secs_f64(), requests)
 }
 
+/// `orgsyncd` for `inst`, on a free port, not polling by itself.
+async fn daemon(inst: &Installation) -> std::process::Child {
+    inst.set("daemon.port", "0");
+    inst.set("daemon.catch_up", "false");
+    inst.set("sync.interval_minutes", "600");
+    inst.command(binary("orgsyncd"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start orgsyncd")
+}
+
+async fn discover(inst: &Installation) -> orgsync_proto::client::Client {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Some(client)) = orgsync_proto::client::Client::discover(&inst.data_dir()).await {
+            return client;
+        }
+        assert!(Instant::now() < deadline, "orgsyncd did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn entra(args: &Args) -> String {
     let n = args.users;
     let groups = n.div_ceil(GROUP_SIZE);
@@ -202,6 +226,7 @@ async fn entra(args: &Args) -> String {
     let (mut polls, mut poll_requests) = (Vec::new(), Vec::new());
     let mut references = Vec::new();
     let mut reference_requests = 0;
+    let (mut daemon_polls, mut daemon_requests) = (Vec::new(), Vec::new());
     for run in 0..args.runs {
         eprintln!("run {}", run + 1);
         graph.clear_requests();
@@ -222,11 +247,28 @@ async fn entra(args: &Args) -> String {
         references.push(wall);
         reference_requests = made;
     }
+    {
+        let mut daemon = daemon(&inst).await;
+        let client = discover(&inst).await;
+        client.sync(false).await.expect("a sync through the daemon");
+        for _ in 0..args.runs {
+            graph.clear_requests();
+            let started = Instant::now();
+            let done = client.sync(false).await.expect("a poll through the daemon");
+            daemon_polls.push(started.elapsed().as_secs_f64());
+            assert_eq!(done.report.read.mode, orgsync_proto::ReadMode::Incremental);
+            daemon_requests.push(graph.requests().len());
+        }
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
     let test = median(tests);
     let poll = median(polls);
     let reference = median_f64(references);
     let (requests, bytes) = test_traffic[test_traffic.len() / 2];
     let poll_requests = poll_requests.iter().copied().max().unwrap_or_default();
+    let daemon_poll = median_f64(daemon_polls);
+    let daemon_requests = daemon_requests.iter().copied().max().unwrap_or_default();
 
     let mut report = String::new();
     let _ = writeln!(report, "{}\n", machine());
@@ -259,6 +301,11 @@ async fn entra(args: &Args) -> String {
         "| unchanged delta poll (`orgsync sync`) | {:.0} ms | {poll_requests} | | {:.0} MiB |",
         poll.wall * 1000.0,
         poll.rss_mib
+    );
+    let _ = writeln!(
+        report,
+        "| unchanged delta poll (`orgsyncd`, a run through its API) | {:.0} ms | {daemon_requests} | | |",
+        daemon_poll * 1000.0
     );
     let _ = writeln!(
         report,

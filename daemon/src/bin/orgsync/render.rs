@@ -23,6 +23,9 @@ pub fn test_report(report: &TestReport, list: bool) -> String {
         .filter(|s| s.kind == EntryKind::Group)
         .count();
     let skipped_users = report.skipped.len() - skipped_groups;
+    if let Some(source) = &report.source {
+        let _ = writeln!(out, "Source:    {} ({})", source.location, source.kind);
+    }
     let _ = writeln!(
         out,
         "Directory: read {} user(s) ({} enabled, {} disabled, {} deleted, {} skipped) and {} group(s){}",
