@@ -17,6 +17,7 @@
 //! - [`measure`]: GNU time measurements and medians for the benchmarks.
 //! - [`ldif`]: LDIF builders and the ldap-utils command-line tools, run with a clean environment.
 //! - [`slapd`]: a private OpenLDAP server per test (memberof, ppolicy, optional syncprov, TLS).
+//! - [`standalone`]: what the test servers' binaries share (logging, runtime, signals).
 //! - [`samba`]: a private Samba AD domain controller per test on its own 127.0.0.N.
 
 pub mod cli;
@@ -30,4 +31,5 @@ pub mod ports;
 pub mod proxy;
 pub mod samba;
 pub mod slapd;
+pub mod standalone;
 pub mod tls;

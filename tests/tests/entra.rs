@@ -53,7 +53,13 @@ async fn tenant(options: GraphOptions) -> GraphServer {
 }
 
 async fn setup() -> (GraphServer, OrgServer, Installation) {
-    let graph = tenant(GraphOptions::default()).await;
+    setup_with(GraphOptions::default()).await
+}
+
+/// The tenant above in an emulator started with `options`, an organization, and an
+/// installation pointed at both and logged in.
+async fn setup_with(options: GraphOptions) -> (GraphServer, OrgServer, Installation) {
+    let graph = tenant(options).await;
     let org = OrgServer::start(OrgServerOptions::default()).await;
     let inst = Installation::new();
     inst.use_entra(&graph);
@@ -307,15 +313,11 @@ async fn filters_choose_users_by_email_and_group_and_groups_by_name_and_unit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_delta_link_is_followed_by_a_full_read_that_says_why() {
     for status in [410, 400] {
-        let graph = tenant(GraphOptions {
+        let (graph, org, inst) = setup_with(GraphOptions {
             expired_delta_status: status,
             ..GraphOptions::default()
         })
         .await;
-        let org = OrgServer::start(OrgServerOptions::default()).await;
-        let inst = Installation::new();
-        inst.use_entra(&graph);
-        inst.login_to(&org);
         inst.run(&["sync"]).ok();
 
         graph.expire_delta_links();
@@ -341,15 +343,11 @@ async fn a_certificate_signs_in_instead_of_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let ca = testkit::tls::TestCa::create(dir.path());
     let cert = ca.issue_client("orgsync-app");
-    let graph = tenant(GraphOptions {
+    let (graph, org, inst) = setup_with(GraphOptions {
         certificate: Some(cert.cert.clone()),
         ..GraphOptions::default()
     })
     .await;
-    let org = OrgServer::start(OrgServerOptions::default()).await;
-    let inst = Installation::new();
-    inst.use_entra(&graph);
-    inst.login_to(&org);
     // The stored secret no longer works: only the certificate can sign in.
     graph.set_client_secret("not what orgsync has");
     inst.set("entra.certificate_file", cert.cert.to_str().unwrap());

@@ -855,6 +855,7 @@ fn the_credentials_drop_in_exports_what_orgsyncd_reads() {
     )
     .unwrap();
     std::fs::write(creds.join("ORGSYNC_CLIENT_ID"), "organization.1234").unwrap();
+    std::fs::write(creds.join("ORGSYNC_ENTRA_CLIENT_SECRET"), "entra~secret\n").unwrap();
 
     // What the wrapper hands over, exactly (the trailing newline dropped, no secret missing).
     let inst = Installation::new();
@@ -874,6 +875,10 @@ fn the_credentials_drop_in_exports_what_orgsyncd_reads() {
     );
     assert!(
         lines.contains(&"ORGSYNC_CLIENT_ID=organization.1234"),
+        "{env}"
+    );
+    assert!(
+        lines.contains(&"ORGSYNC_ENTRA_CLIENT_SECRET=entra~secret"),
         "{env}"
     );
     assert!(!env.contains("ORGSYNC_CLIENT_SECRET"), "{env}");

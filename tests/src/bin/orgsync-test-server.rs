@@ -57,33 +57,7 @@ fn parse_flavour(s: &str) -> Result<Flavour, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("orgsync-test-server: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("orgsync-test-server: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    testkit::standalone::main("orgsync-test-server", run(Args::parse()))
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -113,7 +87,7 @@ async fn run(args: Args) -> Result<(), String> {
         .and_then(|()| out.flush())
         .map_err(|e| format!("cannot write to stdout: {e}"))?;
     }
-    wait_for_signal().await?;
+    testkit::standalone::wait_for_signal().await?;
     tracing::info!("stopping");
     server.shutdown().await;
     Ok(())
@@ -139,17 +113,4 @@ fn write_credentials(path: &Path, server: &OrgServer) -> std::io::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     writeln!(file, "{json:#}")?;
     file.sync_all()
-}
-
-async fn wait_for_signal() -> Result<(), String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

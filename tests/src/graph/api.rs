@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
@@ -541,127 +541,146 @@ fn object_json(server: &Server, id: &str, kind: Kind) -> Map<String, Value> {
     object
 }
 
-/// `GET /v1.0/users`.
-pub async fn users(
-    State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let (listing, size, skip) = match start(&server, &headers, params, raw) {
-        Ok(started) => started,
-        Err(response) => return *response,
-    };
-    let select = listing.select();
-    let total = server.shared.lock().tenant.users.len();
-    let items = Items::lazy(total, |range| {
+/// A collection `GET` lists.
+#[derive(Clone, Debug)]
+pub enum Collection {
+    /// `/v1.0/users`.
+    Users,
+    /// `/v1.0/directory/deletedItems/microsoft.graph.user`: soft-deleted users, their principal
+    /// names prefixed by their id as Entra rewrites them.
+    DeletedUsers,
+    /// `/v1.0/groups`.
+    Groups,
+    /// `/v1.0/groups/{id}/members`.
+    Members(String),
+    /// `/v1.0/groups/{id}/transitiveMembers`: every member reachable through nesting.
+    TransitiveMembers(String),
+    /// `/v1.0/directory/administrativeUnits/{id}/members`.
+    UnitMembers(String),
+}
+
+impl Collection {
+    fn path(&self) -> String {
+        match self {
+            Collection::Users => "/v1.0/users".into(),
+            Collection::DeletedUsers => "/v1.0/directory/deletedItems/microsoft.graph.user".into(),
+            Collection::Groups => "/v1.0/groups".into(),
+            Collection::Members(id) => format!("/v1.0/groups/{id}/members"),
+            Collection::TransitiveMembers(id) => format!("/v1.0/groups/{id}/transitiveMembers"),
+            Collection::UnitMembers(id) => {
+                format!("/v1.0/directory/administrativeUnits/{id}/members")
+            }
+        }
+    }
+
+    /// The collection's items with the selected properties, or Graph's refusal of the id.
+    fn items<'a>(
+        &self,
+        server: &'a Server,
+        select: Option<BTreeSet<String>>,
+    ) -> Result<Items<'a>, Early> {
+        let object = |id: &String| {
+            if uuid::Uuid::parse_str(id).is_err() {
+                return Err(Box::new(graph_error(
+                    StatusCode::BAD_REQUEST,
+                    "Request_BadRequest",
+                    &format!("Invalid object identifier '{id}'."),
+                )));
+            }
+            Ok(id.clone())
+        };
         let inner = server.shared.lock();
-        inner
-            .tenant
-            .users
-            .values()
-            .skip(range.start)
-            .take(range.len())
-            .map(|u| {
-                selected(
-                    user_json(u, &u.user_principal_name),
-                    select.as_ref(),
-                    USER_DEFAULT,
-                )
-            })
-            .collect()
-    });
-    page(
-        &server,
-        "/v1.0/users",
-        &listing,
-        items,
-        size,
-        skip,
-        Map::new(),
-    )
+        let tenant = &inner.tenant;
+        let members = match self {
+            Collection::Users => {
+                let total = tenant.users.len();
+                drop(inner);
+                return Ok(Items::lazy(total, move |range| {
+                    let inner = server.shared.lock();
+                    inner
+                        .tenant
+                        .users
+                        .values()
+                        .skip(range.start)
+                        .take(range.len())
+                        .map(|u| {
+                            selected(
+                                user_json(u, &u.user_principal_name),
+                                select.as_ref(),
+                                USER_DEFAULT,
+                            )
+                        })
+                        .collect()
+                }));
+            }
+            Collection::DeletedUsers => {
+                return Ok(Items::of(
+                    tenant
+                        .deleted_users
+                        .values()
+                        .map(|u| {
+                            let upn = format!("{}{}", u.id.replace('-', ""), u.user_principal_name);
+                            selected(user_json(u, &upn), select.as_ref(), USER_DEFAULT)
+                        })
+                        .collect(),
+                ));
+            }
+            Collection::Groups => {
+                return Ok(Items::of(
+                    tenant
+                        .groups
+                        .iter()
+                        .map(|(id, name)| {
+                            selected(group_json(id, name), select.as_ref(), GROUP_DEFAULT)
+                        })
+                        .collect(),
+                ));
+            }
+            Collection::Members(id) => tenant.members.get(&object(id)?).cloned(),
+            Collection::TransitiveMembers(id) => {
+                let id = object(id)?;
+                tenant
+                    .groups
+                    .contains_key(&id)
+                    .then(|| tenant.transitive_members(&id))
+            }
+            Collection::UnitMembers(id) => tenant.units.get(&object(id)?).cloned(),
+        };
+        drop(inner);
+        let Some(members) = members else {
+            let id = match self {
+                Collection::Members(id)
+                | Collection::TransitiveMembers(id)
+                | Collection::UnitMembers(id) => id.as_str(),
+                _ => "",
+            };
+            return Err(Box::new(graph_error(
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                &format!(
+                    "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+                ),
+            )));
+        };
+        Ok(Items::of(
+            members
+                .iter()
+                .map(|(member, kind)| {
+                    selected(
+                        object_json(server, member, *kind),
+                        select.as_ref(),
+                        &["displayName"],
+                    )
+                })
+                .collect(),
+        ))
+    }
 }
 
-/// `GET /v1.0/directory/deletedItems/microsoft.graph.user`: soft-deleted users, their
-/// principal names prefixed by their id as Entra rewrites them.
-pub async fn deleted_users(
-    State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let (listing, size, skip) = match start(&server, &headers, params, raw) {
-        Ok(started) => started,
-        Err(response) => return *response,
-    };
-    let select = listing.select();
-    let items: Vec<Value> = server
-        .shared
-        .lock()
-        .tenant
-        .deleted_users
-        .values()
-        .map(|u| {
-            let upn = format!("{}{}", u.id.replace('-', ""), u.user_principal_name);
-            selected(user_json(u, &upn), select.as_ref(), USER_DEFAULT)
-        })
-        .collect();
-    page(
-        &server,
-        "/v1.0/directory/deletedItems/microsoft.graph.user",
-        &listing,
-        Items::of(items),
-        size,
-        skip,
-        Map::new(),
-    )
-}
-
-/// `GET /v1.0/groups`.
-pub async fn groups(
-    State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let (listing, size, skip) = match start(&server, &headers, params, raw) {
-        Ok(started) => started,
-        Err(response) => return *response,
-    };
-    let select = listing.select();
-    let items: Vec<Value> = server
-        .shared
-        .lock()
-        .tenant
-        .groups
-        .iter()
-        .map(|(id, name)| selected(group_json(id, name), select.as_ref(), GROUP_DEFAULT))
-        .collect();
-    page(
-        &server,
-        "/v1.0/groups",
-        &listing,
-        Items::of(items),
-        size,
-        skip,
-        Map::new(),
-    )
-}
-
-/// Which member list a request asks for.
-#[derive(Clone, Copy)]
-pub enum Members {
-    Direct,
-    Transitive,
-    Unit,
-}
-
-/// `GET /v1.0/groups/{id}/members`, `…/transitiveMembers` and
-/// `/v1.0/directory/administrativeUnits/{id}/members`.
-pub async fn members(
+/// `GET` of a collection: small pages of its items, with `$select` and `$top`.
+pub async fn list(
     server: Arc<Server>,
-    which: Members,
-    id: String,
+    collection: Collection,
     headers: HeaderMap,
     params: HashMap<String, String>,
     raw: Option<String>,
@@ -670,59 +689,18 @@ pub async fn members(
         Ok(started) => started,
         Err(response) => return *response,
     };
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return graph_error(
-            StatusCode::BAD_REQUEST,
-            "Request_BadRequest",
-            &format!("Invalid object identifier '{id}'."),
-        );
+    match collection.items(&server, listing.select()) {
+        Ok(items) => page(
+            &server,
+            &collection.path(),
+            &listing,
+            items,
+            size,
+            skip,
+            Map::new(),
+        ),
+        Err(response) => *response,
     }
-    let found = {
-        let inner = server.shared.lock();
-        let tenant = &inner.tenant;
-        match which {
-            Members::Direct => tenant.members.get(&id).cloned(),
-            Members::Transitive => tenant
-                .groups
-                .contains_key(&id)
-                .then(|| tenant.transitive_members(&id)),
-            Members::Unit => tenant.units.get(&id).cloned(),
-        }
-    };
-    let Some(found) = found else {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "Request_ResourceNotFound",
-            &format!(
-                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
-            ),
-        );
-    };
-    let select = listing.select();
-    let items: Vec<Value> = found
-        .iter()
-        .map(|(member, kind)| {
-            selected(
-                object_json(&server, member, *kind),
-                select.as_ref(),
-                &["displayName"],
-            )
-        })
-        .collect();
-    let path = match which {
-        Members::Direct => format!("/v1.0/groups/{id}/members"),
-        Members::Transitive => format!("/v1.0/groups/{id}/transitiveMembers"),
-        Members::Unit => format!("/v1.0/directory/administrativeUnits/{id}/members"),
-    };
-    page(
-        &server,
-        &path,
-        &listing,
-        Items::of(items),
-        size,
-        skip,
-        Map::new(),
-    )
 }
 
 /// Which delta collection.

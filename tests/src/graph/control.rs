@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api::{self, DeltaOf, Members};
+use super::api::{self, Collection, DeltaOf};
 use super::state::{Fault, Kind, User};
 use super::{GraphRequest, Server};
 
@@ -43,22 +43,25 @@ pub(crate) fn router(server: Arc<Server>) -> Router {
         .route("/consent", post(consent));
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(api::token))
-        .route("/v1.0/users", get(api::users))
-        .route("/v1.0/users/delta", get(users_delta))
-        .route("/v1.0/groups", get(api::groups))
-        .route("/v1.0/groups/delta", get(groups_delta))
-        .route("/v1.0/groups/{id}/members", get(direct_members))
+        .route("/v1.0/users", collection(Collection::Users))
+        .route("/v1.0/users/delta", delta(DeltaOf::Users))
+        .route("/v1.0/groups", collection(Collection::Groups))
+        .route("/v1.0/groups/delta", delta(DeltaOf::Groups))
+        .route(
+            "/v1.0/groups/{id}/members",
+            collection_of(Collection::Members),
+        )
         .route(
             "/v1.0/groups/{id}/transitiveMembers",
-            get(transitive_members),
+            collection_of(Collection::TransitiveMembers),
         )
         .route(
             "/v1.0/directory/administrativeUnits/{id}/members",
-            get(unit_members),
+            collection_of(Collection::UnitMembers),
         )
         .route(
             "/v1.0/directory/deletedItems/microsoft.graph.user",
-            get(api::deleted_users),
+            collection(Collection::DeletedUsers),
         )
         .nest("/_test", control)
         .fallback(api::not_found)
@@ -68,52 +71,34 @@ pub(crate) fn router(server: Arc<Server>) -> Router {
 
 type Params = Query<HashMap<String, String>>;
 
-async fn users_delta(
-    State(s): State<Arc<Server>>,
-    h: HeaderMap,
-    Query(q): Params,
-    RawQuery(r): RawQuery,
-) -> Response {
-    api::delta(s, DeltaOf::Users, h, q, r).await
+/// The handler of a collection without an id in its path.
+fn collection(which: Collection) -> axum::routing::MethodRouter<Arc<Server>> {
+    get(
+        move |State(s): State<Arc<Server>>,
+              h: HeaderMap,
+              Query(q): Params,
+              RawQuery(r): RawQuery| { api::list(s, which.clone(), h, q, r) },
+    )
 }
 
-async fn groups_delta(
-    State(s): State<Arc<Server>>,
-    h: HeaderMap,
-    Query(q): Params,
-    RawQuery(r): RawQuery,
-) -> Response {
-    api::delta(s, DeltaOf::Groups, h, q, r).await
+/// The handler of a collection of the object whose id is in the path.
+fn collection_of(which: fn(String) -> Collection) -> axum::routing::MethodRouter<Arc<Server>> {
+    get(
+        move |State(s): State<Arc<Server>>,
+              Path(id): Path<String>,
+              h: HeaderMap,
+              Query(q): Params,
+              RawQuery(r): RawQuery| { api::list(s, which(id), h, q, r) },
+    )
 }
 
-async fn direct_members(
-    State(s): State<Arc<Server>>,
-    Path(id): Path<String>,
-    h: HeaderMap,
-    Query(q): Params,
-    RawQuery(r): RawQuery,
-) -> Response {
-    api::members(s, Members::Direct, id, h, q, r).await
-}
-
-async fn transitive_members(
-    State(s): State<Arc<Server>>,
-    Path(id): Path<String>,
-    h: HeaderMap,
-    Query(q): Params,
-    RawQuery(r): RawQuery,
-) -> Response {
-    api::members(s, Members::Transitive, id, h, q, r).await
-}
-
-async fn unit_members(
-    State(s): State<Arc<Server>>,
-    Path(id): Path<String>,
-    h: HeaderMap,
-    Query(q): Params,
-    RawQuery(r): RawQuery,
-) -> Response {
-    api::members(s, Members::Unit, id, h, q, r).await
+fn delta(of: DeltaOf) -> axum::routing::MethodRouter<Arc<Server>> {
+    get(
+        move |State(s): State<Arc<Server>>,
+              h: HeaderMap,
+              Query(q): Params,
+              RawQuery(r): RawQuery| { api::delta(s, of, h, q, r) },
+    )
 }
 
 /// Latency, injected faults and the request log, for everything but `/_test/`.
