@@ -9,6 +9,7 @@
 //! - [`tls`]: a throw-away CA and server certificates (openssl).
 //! - [`orgserver`]: an emulated Bitwarden / Vaultwarden organization server (API-key login and
 //!   organization import) with test controls.
+//! - [`emulator`]: what the cloud directory emulators share (latency, faults, request log).
 //! - [`graph`]: an emulated Microsoft Entra ID token endpoint and Microsoft Graph (users,
 //!   groups, members, delta queries), with faults, runtime changes and a request log.
 //! - [`proxy`]: a forward HTTP proxy that records where requests went.
@@ -22,6 +23,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod emulator;
 pub mod fixture;
 pub mod graph;
 pub mod ldif;

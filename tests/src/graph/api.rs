@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -978,12 +978,4 @@ pub async fn not_found() -> Response {
         "BadRequest",
         "Resource not found for the segment.",
     )
-}
-
-/// A pause before each answer, as a real service has (for benchmarks).
-pub async fn latency(server: &Server) {
-    let latency: Duration = server.shared.lock().latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
 }

@@ -14,18 +14,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes, to_bytes};
-use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::Server;
 use super::api::{self, Collection, DeltaOf};
-use super::state::{Fault, Kind, User};
-use super::{GraphRequest, Server};
+use super::state::{Kind, User};
+use crate::emulator::{self, Emulation, Fault, Recorded as GraphRequest};
 
 pub(crate) fn router(server: Arc<Server>) -> Router {
     let control = Router::new()
@@ -65,7 +65,13 @@ pub(crate) fn router(server: Arc<Server>) -> Router {
         )
         .nest("/_test", control)
         .fallback(api::not_found)
-        .layer(middleware::from_fn_with_state(server.clone(), emulate))
+        .layer(middleware::from_fn_with_state(
+            Emulation {
+                traffic: server.traffic.clone(),
+                injected: injected_error,
+            },
+            emulator::middleware,
+        ))
         .with_state(server)
 }
 
@@ -99,59 +105,6 @@ fn delta(of: DeltaOf) -> axum::routing::MethodRouter<Arc<Server>> {
               Query(q): Params,
               RawQuery(r): RawQuery| { api::delta(s, of, h, q, r) },
     )
-}
-
-/// Latency, injected faults and the request log, for everything but `/_test/`.
-async fn emulate(State(server): State<Arc<Server>>, request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_string();
-    if path.starts_with("/_test") {
-        return next.run(request).await;
-    }
-    let query = request.uri().query().unwrap_or_default().to_string();
-    let method = request.method().to_string();
-    api::latency(&server).await;
-    let fault = server.shared.lock().take_fault(&format!("{path}?{query}"));
-    let injected = fault.is_some();
-    let (response, bytes) = match fault {
-        Some(fault) if fault.status == 0 => cut_off(),
-        Some(fault) => (injected_error(&fault), 0),
-        None => {
-            let response = next.run(request).await;
-            let (parts, body) = response.into_parts();
-            let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
-            let bytes = body.len();
-            (Response::from_parts(parts, Body::from(body)), bytes)
-        }
-    };
-    server.shared.lock().requests.push(GraphRequest {
-        method,
-        path,
-        query,
-        status: response.status().as_u16(),
-        injected,
-        bytes,
-    });
-    response
-}
-
-/// A 200 whose body stops half-way: the connection is cut after the first bytes.
-fn cut_off() -> (Response, usize) {
-    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-        Ok(Bytes::from_static(
-            b"{\"@odata.context\":\"cut\",\"value\":[{\"id\":\"",
-        )),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "cut off by the emulator",
-        )),
-    ];
-    let body = Body::from_stream(futures_util::stream::iter(chunks));
-    let response = Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "application/json")
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
-    (response, 0)
 }
 
 /// Graph's answer for an injected status: throttling, a transient failure, or another error.
@@ -188,7 +141,7 @@ fn injected_error(fault: &Fault) -> Response {
 }
 
 async fn requests(State(server): State<Arc<Server>>) -> Json<Vec<GraphRequest>> {
-    Json(server.shared.lock().requests.clone())
+    Json(server.traffic.requests())
 }
 
 async fn upsert_user(State(server): State<Arc<Server>>, Json(user): Json<User>) -> StatusCode {
@@ -274,7 +227,7 @@ async fn remove_member(
 }
 
 async fn fault(State(server): State<Arc<Server>>, Json(fault): Json<Fault>) -> StatusCode {
-    server.shared.lock().faults.push(fault);
+    server.traffic.inject(fault);
     StatusCode::NO_CONTENT
 }
 

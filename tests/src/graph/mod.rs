@@ -35,12 +35,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use state::{Fault, Kind, User};
+use crate::emulator::Traffic;
+pub use crate::emulator::{Fault, Recorded as GraphRequest};
 use state::{Inner, Shared, Tenant};
+pub use state::{Kind, User};
 
 /// How to start a [`GraphServer`].
 #[derive(Clone, Debug)]
@@ -82,20 +83,6 @@ impl Default for GraphOptions {
     }
 }
 
-/// One request to the emulated endpoints (not `/_test/`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GraphRequest {
-    pub method: String,
-    pub path: String,
-    /// The raw query string.
-    pub query: String,
-    pub status: u16,
-    /// Answered by an injected fault.
-    pub injected: bool,
-    /// The bytes of the answer's body (for the benchmark's traffic count).
-    pub bytes: usize,
-}
-
 /// The registered certificate.
 pub(crate) struct Certificate {
     pub pem: Vec<u8>,
@@ -109,6 +96,7 @@ pub(crate) struct Server {
     pub base_url: String,
     pub certificate: Option<Certificate>,
     pub shared: Shared,
+    pub traffic: Arc<Traffic>,
 }
 
 /// A running emulator; dropping it stops it.
@@ -147,12 +135,14 @@ impl GraphServer {
             shared: Shared::new(Inner {
                 tenant: Tenant::default(),
                 tokens: Default::default(),
-                faults: Vec::new(),
-                requests: Vec::new(),
                 consented: true,
                 client_secret: options.client_secret.clone(),
-                latency: options.latency,
             }),
+            traffic: {
+                let traffic = Arc::new(Traffic::default());
+                traffic.set_latency(options.latency);
+                traffic
+            },
             options,
         });
         let app = control::router(server.clone());
@@ -245,7 +235,7 @@ impl GraphServer {
 
     /// Changes the pause before each answer.
     pub fn set_latency(&self, latency: Duration) {
-        self.server.shared.lock().latency = latency;
+        self.server.traffic.set_latency(latency);
     }
 
     /// Changes the client secret the app accepts.
@@ -255,17 +245,17 @@ impl GraphServer {
 
     /// Injects a fault (see [`Fault`]).
     pub fn inject(&self, fault: Fault) {
-        self.server.shared.lock().faults.push(fault);
+        self.server.traffic.inject(fault);
     }
 
     /// Every request so far, oldest first.
     pub fn requests(&self) -> Vec<GraphRequest> {
-        self.server.shared.lock().requests.clone()
+        self.server.traffic.requests()
     }
 
     /// Forgets the request log.
     pub fn clear_requests(&self) {
-        self.server.shared.lock().requests.clear();
+        self.server.traffic.clear_requests();
     }
 }
 

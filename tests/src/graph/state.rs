@@ -1,6 +1,5 @@
 //! What the emulated tenant holds: users, groups, other directory objects, memberships and
-//! administrative units, with a change log that delta queries read; the tokens issued, the
-//! faults asked for and the requests received. One mutex guards it all; nothing awaits while
+//! administrative units, with a change log that delta queries read; and the tokens issued. One mutex guards it all; nothing awaits while
 //! holding it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -8,8 +7,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-
-use super::GraphRequest;
 
 /// A user as Graph describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,58 +220,14 @@ impl Tenant {
     }
 }
 
-/// A fault to inject: requests whose path contains `path_contains` pass `skip` times, then
-/// the next `remaining` get `status` (with `Retry-After`), or have their answer cut off
-/// mid-body when `status` is 0.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Fault {
-    pub path_contains: String,
-    #[serde(default)]
-    pub skip: usize,
-    pub status: u16,
-    #[serde(default)]
-    pub retry_after_secs: Option<u64>,
-    #[serde(default = "one")]
-    pub remaining: usize,
-}
-
-fn one() -> usize {
-    1
-}
-
 pub struct Inner {
     pub tenant: Tenant,
     /// Access token → when it expires.
     pub tokens: HashMap<String, Instant>,
-    pub faults: Vec<Fault>,
-    pub requests: Vec<GraphRequest>,
     /// Whether the app has admin consent for the Graph permissions.
     pub consented: bool,
     /// The client secret the app accepts.
     pub client_secret: String,
-    /// A pause before each answer.
-    pub latency: std::time::Duration,
-}
-
-impl Inner {
-    /// The fault for this request, if one applies now.
-    pub fn take_fault(&mut self, path: &str) -> Option<Fault> {
-        let index = self
-            .faults
-            .iter()
-            .position(|f| path.contains(&f.path_contains))?;
-        let fault = &mut self.faults[index];
-        if fault.skip > 0 {
-            fault.skip -= 1;
-            return None;
-        }
-        let taken = fault.clone();
-        fault.remaining = fault.remaining.saturating_sub(1);
-        if fault.remaining == 0 {
-            self.faults.remove(index);
-        }
-        Some(taken)
-    }
 }
 
 pub struct Shared {
