@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::directory::DirectoryKind;
 use crate::directory::Settings as DirectorySettings;
 pub use crate::directory::entra::config::{EntraConfig, ResolvedEntra};
+pub use crate::directory::google::config::{GoogleConfig, ResolvedGoogle};
 pub use crate::directory::ldap::config::{Encryption, ExternalIdSource, LdapConfig, ResolvedLdap};
 
 mod legacy;
@@ -72,6 +73,9 @@ pub struct Config {
     /// Microsoft Entra ID (Azure AD) through Microsoft Graph (`directory.type = "entra"`).
     #[serde(default)]
     pub entra: EntraConfig,
+    /// Google Workspace through the Admin SDK (`directory.type = "google"`).
+    #[serde(default)]
+    pub google: GoogleConfig,
     /// What to sync and how.
     #[serde(default)]
     pub sync: SyncConfig,
@@ -96,8 +100,8 @@ pub struct Config {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryTable {
-    /// The directory orgsync reads: `ldap` (LDAP and Active Directory) or `entra` (Microsoft
-    /// Entra ID). Its settings are in the table of the same name.
+    /// The directory orgsync reads: `ldap` (LDAP and Active Directory), `entra` (Microsoft
+    /// Entra ID) or `google` (Google Workspace). Its settings are in the table of the same name.
     #[serde(default, rename = "type")]
     pub kind: DirectoryKind,
 }

@@ -44,6 +44,7 @@ pub struct SecretKey {
     name: &'static str,
     prompt: &'static str,
     env_var: Option<&'static str>,
+    whole_file: bool,
 }
 
 impl SecretKey {
@@ -56,7 +57,21 @@ impl SecretKey {
             name,
             prompt,
             env_var,
+            whole_file: false,
         }
+    }
+
+    /// The same key, whose value is a whole file (a JSON key file): `set-secret --file` and
+    /// `--stdin` take all of it, not its first line.
+    pub const fn whole_file(self) -> SecretKey {
+        SecretKey {
+            whole_file: true,
+            ..self
+        }
+    }
+
+    pub fn is_whole_file(self) -> bool {
+        self.whole_file
     }
 
     pub const ORG_CLIENT_ID: SecretKey = SecretKey::new(

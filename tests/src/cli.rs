@@ -290,6 +290,17 @@ impl Installation {
         self.set_secret("entra.client_secret", &options.client_secret);
     }
 
+    /// Points the installation at the Google emulator `google` with its service account key
+    /// in a file, acting as `admin`.
+    pub fn use_google(&self, google: &crate::google::GoogleServer, admin: &str) {
+        let key = self.config_file().with_file_name("google-key.json");
+        std::fs::write(&key, google.key_file_json()).expect("write the key file");
+        self.set("directory.type", "google");
+        self.set("google.key_file", key.to_str().expect("a UTF-8 path"));
+        self.set("google.admin_user", admin);
+        self.set("google.api_url", &google.base_url());
+    }
+
     /// Points the installation at a test slapd over plain LDAP, with people under `ou=people`
     /// and groups under `ou=groups`, bound as the rootdn.
     pub fn use_slapd(&self, slapd: &Slapd) {

@@ -10,6 +10,8 @@
 //! - [`orgserver`]: an emulated Bitwarden / Vaultwarden organization server (API-key login and
 //!   organization import) with test controls.
 //! - [`emulator`]: what the cloud directory emulators share (latency, faults, request log).
+//! - [`google`]: an emulated Google OAuth token endpoint and Admin SDK Directory API (users,
+//!   groups, members), with JWT assertions checked, faults and a request log.
 //! - [`graph`]: an emulated Microsoft Entra ID token endpoint and Microsoft Graph (users,
 //!   groups, members, delta queries), with faults, runtime changes and a request log.
 //! - [`proxy`]: a forward HTTP proxy that records where requests went.
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod daemon;
 pub mod emulator;
 pub mod fixture;
+pub mod google;
 pub mod graph;
 pub mod ldif;
 pub mod measure;

@@ -11,6 +11,7 @@ pub mod entra;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod filter;
+pub mod google;
 pub mod ldap;
 
 /// How stored entries are laid out (aliases, member references). A directory copy written in
@@ -516,16 +517,23 @@ pub enum DirectoryKind {
     Ldap,
     /// Microsoft Entra ID through Microsoft Graph (`[entra]`).
     Entra,
+    /// Google Workspace through the Admin SDK Directory API (`[google]`).
+    Google,
 }
 
 impl DirectoryKind {
-    pub const ALL: [DirectoryKind; 2] = [DirectoryKind::Ldap, DirectoryKind::Entra];
+    pub const ALL: [DirectoryKind; 3] = [
+        DirectoryKind::Ldap,
+        DirectoryKind::Entra,
+        DirectoryKind::Google,
+    ];
 
     /// The name in the config file, which is also the name of the source's table.
     pub fn name(self) -> &'static str {
         match self {
             DirectoryKind::Ldap => "ldap",
             DirectoryKind::Entra => "entra",
+            DirectoryKind::Google => "google",
         }
     }
 
@@ -534,6 +542,7 @@ impl DirectoryKind {
         match self {
             DirectoryKind::Ldap => &[ldap::BIND_PASSWORD],
             DirectoryKind::Entra => &[entra::CLIENT_SECRET],
+            DirectoryKind::Google => &[google::KEY],
         }
     }
 
@@ -542,6 +551,7 @@ impl DirectoryKind {
         match self {
             DirectoryKind::Ldap => config.ldap.warnings(),
             DirectoryKind::Entra => config.entra.warnings(),
+            DirectoryKind::Google => Vec::new(),
         }
     }
 }
@@ -552,21 +562,31 @@ pub fn config_tables() -> Vec<(&'static str, RefOr<Schema>)> {
     vec![
         ("ldap", ldap::config::LdapConfig::schema()),
         ("entra", entra::config::EntraConfig::schema()),
+        ("google", google::config::GoogleConfig::schema()),
     ]
 }
 
 /// Whether `key` of a source's table is a file path (stored absolute by `config set`).
 pub fn is_path_key(key: &str) -> bool {
-    ldap::config::PATH_KEYS.contains(&key) || entra::config::PATH_KEYS.contains(&key)
+    [
+        ldap::config::PATH_KEYS,
+        entra::config::PATH_KEYS,
+        google::config::PATH_KEYS,
+    ]
+    .iter()
+    .any(|keys| keys.contains(&key))
 }
 
 /// The file paths of every source's table, to anchor relative ones.
 pub fn file_paths(config: &mut Config) -> Vec<&mut Option<PathBuf>> {
-    let Config { ldap, entra, .. } = config;
-    ldap.file_paths()
-        .into_iter()
-        .chain(entra.file_paths())
-        .collect()
+    let Config {
+        ldap,
+        entra,
+        google,
+        ..
+    } = config;
+    let paths = ldap.file_paths().into_iter().chain(entra.file_paths());
+    paths.chain(google.file_paths()).collect()
 }
 
 /// The resolved settings of the source `directory.type` names.
@@ -578,6 +598,7 @@ pub fn file_paths(config: &mut Config) -> Vec<&mut Option<PathBuf>> {
 pub enum Settings {
     Ldap(ldap::config::ResolvedLdap),
     Entra(entra::config::ResolvedEntra),
+    Google(google::config::ResolvedGoogle),
     /// An in-process directory for the engine's unit tests.
     #[cfg(test)]
     Fake(fake::FakeDirectory),
@@ -589,6 +610,7 @@ impl Settings {
         match config.directory.kind {
             DirectoryKind::Ldap => Settings::Ldap(config.ldap.resolve(problems)),
             DirectoryKind::Entra => Settings::Entra(config.entra.resolve(problems)),
+            DirectoryKind::Google => Settings::Google(config.google.resolve(problems)),
         }
     }
 
@@ -597,6 +619,7 @@ impl Settings {
         match self {
             Settings::Ldap(_) => DirectoryKind::Ldap.name(),
             Settings::Entra(_) => DirectoryKind::Entra.name(),
+            Settings::Google(_) => DirectoryKind::Google.name(),
             #[cfg(test)]
             Settings::Fake(_) => "fake",
         }
@@ -607,6 +630,9 @@ impl Settings {
         match self {
             Settings::Ldap(_) => "ldap.root_path, ldap.user_path and ldap.user_filter",
             Settings::Entra(_) => "entra.user_filter and entra.group_filter",
+            Settings::Google(_) => {
+                "google.customer or google.domain, google.user_filter and google.group_filter"
+            }
             #[cfg(test)]
             Settings::Fake(_) => "the fake directory",
         }
@@ -617,6 +643,7 @@ impl Settings {
     pub fn scopes_users_by_groups(&self) -> bool {
         match self {
             Settings::Entra(entra) => entra.group_filter.is_set(),
+            Settings::Google(google) => !google.group_filter.set.is_all(),
             _ => false,
         }
     }
@@ -629,6 +656,13 @@ impl Settings {
                 "Microsoft Entra ID tenant {} ({})",
                 entra.tenant, entra.graph
             ),
+            Settings::Google(google) => {
+                let (name, value) = google.scope.param();
+                format!(
+                    "Google Workspace {name} {value} as {} ({})",
+                    google.admin_user, google.api
+                )
+            }
             #[cfg(test)]
             Settings::Fake(_) => "fake".into(),
         }
@@ -644,6 +678,7 @@ impl Settings {
 pub enum Source {
     Ldap(ldap::LdapDirectory),
     Entra(entra::EntraDirectory),
+    Google(google::GoogleDirectory),
     #[cfg(test)]
     Fake(fake::FakeDirectory),
 }
@@ -666,6 +701,12 @@ impl Source {
                 secrets,
                 config.sync.groups,
             )?),
+            Settings::Google(google) => Source::Google(google::GoogleDirectory::open(
+                google.clone(),
+                &config.http,
+                secrets,
+                config.sync.groups,
+            )?),
             #[cfg(test)]
             Settings::Fake(fake) => Source::Fake(fake.clone()),
         })
@@ -676,6 +717,8 @@ impl Source {
         match self {
             Source::Ldap(ldap) => ldap.tracks_changes(),
             Source::Entra(entra) => entra.tracks_changes(),
+            // The Directory API has no delta query.
+            Source::Google(_) => false,
             #[cfg(test)]
             Source::Fake(fake) => fake.tracks_changes(),
         }
@@ -691,6 +734,7 @@ impl Directory for Source {
         match self {
             Source::Ldap(ldap) => ldap.read(options, progress).await,
             Source::Entra(entra) => entra.read(options, progress).await,
+            Source::Google(google) => google.read(options, progress).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.read(options, progress).await,
         }
@@ -704,6 +748,7 @@ impl Directory for Source {
         match self {
             Source::Ldap(ldap) => ldap.read_changes(watermark, progress).await,
             Source::Entra(entra) => entra.read_changes(watermark, progress).await,
+            Source::Google(google) => google.read_changes(watermark, progress).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.read_changes(watermark, progress).await,
         }
@@ -713,6 +758,7 @@ impl Directory for Source {
         match self {
             Source::Ldap(ldap) => ldap.follow(on_change).await,
             Source::Entra(entra) => entra.follow(on_change).await,
+            Source::Google(google) => google.follow(on_change).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.follow(on_change).await,
         }

@@ -177,13 +177,14 @@ pub enum ConfigCommand {
     SetSecret {
         /// The secret's name; `orgsync config keys` lists them
         key: String,
-        /// Read the value from standard input (first line)
+        /// Read the value from standard input (its first line; all of it for a key file)
         #[arg(long, conflicts_with_all = ["env", "file"])]
         stdin: bool,
         /// Read the value from this environment variable
         #[arg(long, value_name = "VAR", conflicts_with = "file")]
         env: Option<String>,
-        /// Read the value from the first line of this file
+        /// Read the value from the first line of this file (all of it for a key file such as
+        /// google.key)
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
     },

@@ -477,19 +477,24 @@ async fn config_command(
                 )));
             };
             let value = if stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
-                line
+                let mut text = String::new();
+                let mut input = std::io::stdin().lock();
+                match secret_key.is_whole_file() {
+                    true => std::io::Read::read_to_string(&mut input, &mut text),
+                    false => input.read_line(&mut text),
+                }
+                .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
+                text
             } else if let Some(var) = env {
                 std::env::var(&var)
                     .map_err(|_| Failure::Usage(format!("environment variable {var} is not set")))?
             } else if let Some(file) = file {
                 let text = std::fs::read_to_string(&file)
                     .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
-                text.lines().next().unwrap_or_default().to_string()
+                match secret_key.is_whole_file() {
+                    true => text.trim().to_string(),
+                    false => text.lines().next().unwrap_or_default().to_string(),
+                }
             } else {
                 prompt_secret(&format!("{} ({key}): ", secret_key.prompt()))?
             };
