@@ -3,13 +3,14 @@
 //! the same emulator with a fixed per-request latency. Run it through `bench/cloud.sh`, which
 //! builds release binaries first.
 //!
-//! Entra ID: N users and N/50 groups of 50 members (every tenth group nests the next) in the
-//! Graph emulator, pages of up to 999. Measured with GNU `time -v` (medians of `--runs`):
+//! For each directory (`--directory entra,google`): N users and N/50 groups of 50 members
+//! (every tenth group nests the next) in its emulator, pages as large as the vendor allows.
+//! Measured with GNU `time -v` (medians of `--runs`):
 //! - `orgsync test --json` (a full read): wall, peak RSS, requests and bytes Graph served;
 //! - an unchanged `orgsync sync` after a first one (a delta poll): wall and requests, for the CLI
 //!   (a process that opens the state each time) and for `orgsyncd` (a run through its API);
-//! - the reference pattern, in this process: sequential pages of Graph's default 100 for users
-//!   and groups, then one member listing per group, one after another.
+//! - the reference pattern, in this process: sequential pages of the vendor's default 100 for
+//!   users and groups, then one member listing per group, one after another.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -17,11 +18,14 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use testkit::cli::{Installation, binary};
+use testkit::emulator::Recorded;
+use testkit::google::{GoogleOptions, GoogleServer, Member as GMember, User as GUser};
 use testkit::graph::{GraphOptions, GraphServer, Kind, User, id};
 use testkit::measure::{Usage, machine, median, median_f64, timed};
 use testkit::orgserver::{OrgServer, OrgServerOptions};
+use testkit::tls::TestCa;
 
-/// Benchmarks orgsync's Entra ID reads on a generated tenant.
+/// Benchmarks orgsync's cloud directory reads on generated tenants.
 #[derive(Parser, Debug)]
 struct Args {
     /// Users in the tenant
@@ -36,6 +40,9 @@ struct Args {
     /// Write the markdown report here too
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The directories to measure, comma-separated: entra, google
+    #[arg(long, value_delimiter = ',', default_value = "entra,google")]
+    directory: Vec<String>,
 }
 
 const GROUP_SIZE: usize = 50;
@@ -49,7 +56,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let report = runtime.block_on(entra(&args));
+    let mut report = format!("{}\n\n", machine());
+    if args.directory.iter().any(|d| d == "entra") {
+        report += &runtime.block_on(entra(&args));
+        report.push('\n');
+    }
+    if args.directory.iter().any(|d| d == "google") {
+        report += &runtime.block_on(google(&args));
+    }
     println!("{report}");
     if let Some(out) = &args.out {
         std::fs::write(out, &report).expect("write the report");
@@ -98,12 +112,6 @@ fn orgsync_timed(inst: &Installation, args: &[&str]) -> Usage {
     let mut command = inst.command("/usr/bin/time");
     command.arg("-v").arg(binary("orgsync")).args(args);
     timed(command)
-}
-
-/// What Graph served since the log was cleared: requests and bytes.
-fn traffic(graph: &GraphServer) -> (usize, usize) {
-    let requests = graph.requests();
-    (requests.len(), requests.iter().map(|r| r.bytes).sum())
 }
 
 /// Directory Connector's request pattern (`directory-connector.md` §3.2): a token, then users
@@ -200,11 +208,156 @@ async fn discover(inst: &Installation) -> orgsync_proto::client::Client {
     }
 }
 
+/// What orgsync did against one emulator.
+struct Measured {
+    test: Usage,
+    /// Requests and bytes of the median `test`.
+    test_traffic: (usize, usize),
+    poll: Usage,
+    poll_requests: usize,
+    daemon_poll: f64,
+    daemon_requests: usize,
+}
+
+/// The request log of an emulator.
+trait Log {
+    fn requests(&self) -> Vec<Recorded>;
+    fn clear_requests(&self);
+}
+
+impl Log for GraphServer {
+    fn requests(&self) -> Vec<Recorded> {
+        GraphServer::requests(self)
+    }
+    fn clear_requests(&self) {
+        GraphServer::clear_requests(self);
+    }
+}
+
+impl Log for GoogleServer {
+    fn requests(&self) -> Vec<Recorded> {
+        GoogleServer::requests(self)
+    }
+    fn clear_requests(&self) {
+        GoogleServer::clear_requests(self);
+    }
+}
+
+/// `orgsync test`, then an unchanged `orgsync sync` after a first one (by the CLI and through
+/// the daemon), `runs` times each.
+async fn measure(inst: &Installation, log: &dyn Log, runs: usize, incremental: bool) -> Measured {
+    let (mut tests, mut test_traffic) = (Vec::new(), Vec::new());
+    let (mut polls, mut poll_requests) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        eprintln!("run {}", run + 1);
+        log.clear_requests();
+        tests.push(orgsync_timed(inst, &["test", "--json"]));
+        let requests = log.requests();
+        test_traffic.push((requests.len(), requests.iter().map(|r| r.bytes).sum()));
+
+        inst.run(&["clear-cache"]).ok();
+        orgsync_timed(inst, &["sync"]);
+        log.clear_requests();
+        polls.push(orgsync_timed(inst, &["sync"]));
+        poll_requests.push(log.requests().len());
+    }
+    let mut daemon = daemon(inst).await;
+    let client = discover(inst).await;
+    client.sync(false).await.expect("a sync through the daemon");
+    let (mut daemon_polls, mut daemon_requests) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        log.clear_requests();
+        let started = Instant::now();
+        let done = client.sync(false).await.expect("a poll through the daemon");
+        daemon_polls.push(started.elapsed().as_secs_f64());
+        assert_eq!(done.report.outcome, orgsync_proto::SyncOutcome::Unchanged);
+        if incremental {
+            assert_eq!(done.report.read.mode, orgsync_proto::ReadMode::Incremental);
+        }
+        daemon_requests.push(log.requests().len());
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    test_traffic.sort();
+    Measured {
+        test: median(tests),
+        test_traffic: test_traffic[test_traffic.len() / 2],
+        poll: median(polls),
+        poll_requests: poll_requests.iter().copied().max().unwrap_or_default(),
+        daemon_poll: median_f64(daemon_polls),
+        daemon_requests: daemon_requests.iter().copied().max().unwrap_or_default(),
+    }
+}
+
+/// The table of one directory: orgsync's figures beside the floor and the reference pattern.
+struct Table<'a> {
+    heading: String,
+    measured: &'a Measured,
+    fewest: usize,
+    floor_wall: f64,
+    concurrency: usize,
+    reference: f64,
+    reference_requests: usize,
+    poll_name: &'a str,
+}
+
+impl Table<'_> {
+    fn render(&self) -> String {
+        let m = self.measured;
+        let (requests, bytes) = m.test_traffic;
+        let mut out = format!("{}\n\n", self.heading);
+        let _ = writeln!(
+            out,
+            "| read | wall | requests | bytes | peak RSS |\n|---|---:|---:|---:|---:|"
+        );
+        let _ = writeln!(
+            out,
+            "| `orgsync test` (full read) | {:.2} s | {requests} | {:.1} MiB | {:.0} MiB |",
+            m.test.wall,
+            bytes as f64 / 1024.0 / 1024.0,
+            m.test.rss_mib
+        );
+        let _ = writeln!(
+            out,
+            "| the fewest requests (floor at concurrency {}) | {:.2} s | {} | | |",
+            self.concurrency, self.floor_wall, self.fewest
+        );
+        let _ = writeln!(
+            out,
+            "| Directory Connector's pattern (sequential, pages of 100) | {:.2} s | {} | | |",
+            self.reference, self.reference_requests
+        );
+        let _ = writeln!(
+            out,
+            "| unchanged {} (`orgsync sync`) | {:.0} ms | {} | | {:.0} MiB |",
+            self.poll_name,
+            m.poll.wall * 1000.0,
+            m.poll_requests,
+            m.poll.rss_mib
+        );
+        let _ = writeln!(
+            out,
+            "| unchanged {} (`orgsyncd`, a run through its API) | {:.0} ms | {} | | |",
+            self.poll_name,
+            m.daemon_poll * 1000.0,
+            m.daemon_requests
+        );
+        let _ = writeln!(
+            out,
+            "\nFull read: {:.1}× faster than Directory Connector's pattern; {:.2}× the fewest requests; {:.2}× the floor's wall time.",
+            self.reference / m.test.wall,
+            requests as f64 / self.fewest as f64,
+            m.test.wall / self.floor_wall
+        );
+        out
+    }
+}
+
 async fn entra(args: &Args) -> String {
     let n = args.users;
     let groups = n.div_ceil(GROUP_SIZE);
     let latency = Duration::from_millis(args.latency_ms);
-    eprintln!("seeding {n} users and {groups} groups");
+    eprintln!("Entra ID: seeding {n} users and {groups} groups");
     let graph = tenant(n, latency).await;
     let org = OrgServer::start(OrgServerOptions::default()).await;
     let inst = Installation::new();
@@ -212,107 +365,215 @@ async fn entra(args: &Args) -> String {
     inst.set("sync.large_import", "true");
     inst.login_to(&org);
     let concurrency: usize = 16;
-
-    // The fewest requests a full read needs: a token, the users' and the groups' pages of 999,
-    // and one member listing per group (each under 999 members).
-    let fewest = 1 + n.div_ceil(MAX_PAGE) + groups.div_ceil(MAX_PAGE) + groups;
-    // The least wall time at that concurrency, users read beside groups and members.
-    let floor_wall = latency.as_secs_f64()
-        * (1.0
-            + (n.div_ceil(MAX_PAGE) as f64)
-                .max((groups.div_ceil(MAX_PAGE) + groups.div_ceil(concurrency)) as f64));
-
-    let (mut tests, mut test_traffic) = (Vec::new(), Vec::new());
-    let (mut polls, mut poll_requests) = (Vec::new(), Vec::new());
+    let measured = measure(&inst, &graph, args.runs, true).await;
     let mut references = Vec::new();
     let mut reference_requests = 0;
-    let (mut daemon_polls, mut daemon_requests) = (Vec::new(), Vec::new());
-    for run in 0..args.runs {
-        eprintln!("run {}", run + 1);
-        graph.clear_requests();
-        tests.push(orgsync_timed(&inst, &["test", "--json"]));
-        test_traffic.push(traffic(&graph));
-
-        inst.run(&["clear-cache"]).ok();
-        orgsync_timed(&inst, &["sync"]);
-        graph.clear_requests();
-        polls.push(orgsync_timed(&inst, &["sync"]));
-        poll_requests.push(graph.requests().len());
-        assert!(
-            graph.requests().iter().all(|r| !r.path.ends_with("/users")),
-            "the unchanged poll read in full"
-        );
-
+    for _ in 0..args.runs {
         let (wall, made) = reference_pattern(&graph).await;
         references.push(wall);
         reference_requests = made;
     }
-    {
-        let mut daemon = daemon(&inst).await;
-        let client = discover(&inst).await;
-        client.sync(false).await.expect("a sync through the daemon");
-        for _ in 0..args.runs {
-            graph.clear_requests();
-            let started = Instant::now();
-            let done = client.sync(false).await.expect("a poll through the daemon");
-            daemon_polls.push(started.elapsed().as_secs_f64());
-            assert_eq!(done.report.read.mode, orgsync_proto::ReadMode::Incremental);
-            daemon_requests.push(graph.requests().len());
-        }
-        let _ = daemon.kill();
-        let _ = daemon.wait();
+    Table {
+        heading: format!(
+            "Entra ID: {n} users, {groups} groups of {GROUP_SIZE} (every tenth nests the next), Graph emulator with {} ms per request, pages of up to {MAX_PAGE}; orgsync's default concurrency {concurrency}; medians of {} runs.",
+            args.latency_ms, args.runs
+        ),
+        measured: &measured,
+        // A token, the users' and the groups' pages of 999, one member listing per group.
+        fewest: 1 + n.div_ceil(MAX_PAGE) + groups.div_ceil(MAX_PAGE) + groups,
+        // Users read beside groups and their members.
+        floor_wall: latency.as_secs_f64()
+            * (1.0
+                + (n.div_ceil(MAX_PAGE) as f64)
+                    .max((groups.div_ceil(MAX_PAGE) + groups.div_ceil(concurrency)) as f64)),
+        concurrency,
+        reference: median_f64(references),
+        reference_requests,
+        poll_name: "delta poll",
     }
-    let test = median(tests);
-    let poll = median(polls);
-    let reference = median_f64(references);
-    let (requests, bytes) = test_traffic[test_traffic.len() / 2];
-    let poll_requests = poll_requests.iter().copied().max().unwrap_or_default();
-    let daemon_poll = median_f64(daemon_polls);
-    let daemon_requests = daemon_requests.iter().copied().max().unwrap_or_default();
+    .render()
+}
 
-    let mut report = String::new();
-    let _ = writeln!(report, "{}\n", machine());
-    let _ = writeln!(
-        report,
-        "Entra ID: {n} users, {groups} groups of {GROUP_SIZE} (every tenth nests the next), Graph emulator with {} ms per request, pages of up to {MAX_PAGE}; orgsync's default concurrency {concurrency}; medians of {} runs.\n",
-        args.latency_ms, args.runs
-    );
-    let _ = writeln!(
-        report,
-        "| read | wall | requests | bytes | peak RSS |\n|---|---:|---:|---:|---:|"
-    );
-    let _ = writeln!(
-        report,
-        "| `orgsync test` (full read) | {:.2} s | {requests} | {:.1} MiB | {:.0} MiB |",
-        test.wall,
-        bytes as f64 / 1024.0 / 1024.0,
-        test.rss_mib
-    );
-    let _ = writeln!(
-        report,
-        "| the fewest requests (floor at concurrency {concurrency}) | {floor_wall:.2} s | {fewest} | | |"
-    );
-    let _ = writeln!(
-        report,
-        "| Directory Connector's pattern (sequential, pages of 100) | {reference:.2} s | {reference_requests} | | |"
-    );
-    let _ = writeln!(
-        report,
-        "| unchanged delta poll (`orgsync sync`) | {:.0} ms | {poll_requests} | | {:.0} MiB |",
-        poll.wall * 1000.0,
-        poll.rss_mib
-    );
-    let _ = writeln!(
-        report,
-        "| unchanged delta poll (`orgsyncd`, a run through its API) | {:.0} ms | {daemon_requests} | | |",
-        daemon_poll * 1000.0
-    );
-    let _ = writeln!(
-        report,
-        "\nFull read: {:.1}× faster than Directory Connector's pattern; {:.2}× the fewest requests; {:.2}× the floor's wall time.",
-        reference / test.wall,
-        requests as f64 / fewest as f64,
-        test.wall / floor_wall
-    );
-    report
+async fn google(args: &Args) -> String {
+    let n = args.users;
+    let groups = n.div_ceil(GROUP_SIZE);
+    let latency = Duration::from_millis(args.latency_ms);
+    eprintln!("Google Workspace: seeding {n} users and {groups} groups");
+    let keys = tempfile::tempdir().expect("a temp dir");
+    let account = TestCa::create(keys.path()).issue_client("service-account");
+    let google = GoogleServer::start(GoogleOptions {
+        page_size: 500,
+        ..GoogleOptions::with_key(account.cert, account.key)
+    })
+    .await;
+    google.upsert_user(GUser::active("999999999999", "admin@example.com"));
+    google.make_admin("admin@example.com");
+    let user = |i: usize| GUser::active(&format!("1{i:011}"), &format!("u{i:07}@example.com"));
+    for i in 0..n {
+        google.upsert_user(user(i));
+    }
+    for g in 0..groups {
+        let id = format!("0g{g:05}");
+        google.upsert_group(&id, &format!("g{g:05}@example.com"), &format!("g{g:05}"));
+        for i in (g * GROUP_SIZE)..((g + 1) * GROUP_SIZE).min(n) {
+            google.add_member(&id, GMember::user(&user(i)));
+        }
+        if g % 10 == 0 && g + 1 < groups {
+            google.add_member(
+                &id,
+                GMember {
+                    id: format!("0g{:05}", g + 1),
+                    email: Some(format!("g{:05}@example.com", g + 1)),
+                    role: "MEMBER".into(),
+                    kind: "GROUP".into(),
+                    status: "ACTIVE".into(),
+                },
+            );
+        }
+    }
+    google.set_latency(latency);
+    let org = OrgServer::start(OrgServerOptions::default()).await;
+    let inst = Installation::new();
+    inst.use_google(&google, "admin@example.com");
+    inst.set("sync.large_import", "true");
+    inst.login_to(&org);
+    let concurrency: usize = 8;
+    let measured = measure(&inst, &google, args.runs, false).await;
+    let mut references = Vec::new();
+    let mut reference_requests = 0;
+    for _ in 0..args.runs {
+        let (wall, made) = google_reference_pattern(&google).await;
+        references.push(wall);
+        reference_requests = made;
+    }
+    let users = n + 1;
+    Table {
+        heading: format!(
+            "Google Workspace: {users} users, {groups} groups of {GROUP_SIZE} (every tenth nests the next), Admin SDK emulator with {} ms per request, pages of up to 500 users and 200 groups or members; orgsync's default concurrency {concurrency}; every read is full (no delta API); medians of {} runs.",
+            args.latency_ms, args.runs
+        ),
+        measured: &measured,
+        // A token, the users' pages of 500, one page of deleted users, the groups' pages of
+        // 200, one member listing per group.
+        fewest: 1 + users.div_ceil(500) + 1 + groups.div_ceil(200) + groups,
+        floor_wall: latency.as_secs_f64()
+            * (1.0
+                + ((users.div_ceil(500) + 1) as f64)
+                    .max((groups.div_ceil(200) + groups.div_ceil(concurrency)) as f64)),
+        concurrency,
+        reference: median_f64(references),
+        reference_requests,
+        poll_name: "poll (a full read)",
+    }
+    .render()
+}
+
+/// Directory Connector's request pattern for Google (`directory-connector.md` §3.3): a token,
+/// users and groups in the API's default pages (no `maxResults`), then each group's members,
+/// every request after the previous one.
+async fn google_reference_pattern(google: &GoogleServer) -> (f64, usize) {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        iss: &'a str,
+        sub: &'a str,
+        scope: String,
+        aud: String,
+        iat: i64,
+        exp: i64,
+    }
+    let base = google.base_url();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(
+        &std::fs::read(&google.options().private_key).expect("the key"),
+    )
+    .expect("an RSA key");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let started = Instant::now();
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        iss: &google.options().client_email,
+        sub: "admin@example.com",
+        scope: testkit::google::SCOPES.join(" "),
+        aud: format!("{base}/token"),
+        iat: now,
+        exp: now + 3600,
+    };
+    let assertion = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .expect("an assertion");
+    let token: serde_json::Value = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("a token")
+        .json()
+        .await
+        .expect("token JSON");
+    let bearer = token["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_string();
+    let mut requests = 1;
+    let all = |first: String, key: &'static str| {
+        let http = http.clone();
+        let bearer = bearer.clone();
+        async move {
+            let mut items = Vec::new();
+            let mut page_token: Option<String> = None;
+            let mut made = 0;
+            loop {
+                made += 1;
+                let url = match &page_token {
+                    Some(t) => format!("{first}&pageToken={t}"),
+                    None => first.clone(),
+                };
+                let page: serde_json::Value = http
+                    .get(&url)
+                    .bearer_auth(&bearer)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .expect("a page")
+                    .json()
+                    .await
+                    .expect("page JSON");
+                items.extend(page[key].as_array().cloned().unwrap_or_default());
+                match page["nextPageToken"].as_str() {
+                    Some(next) => page_token = Some(next.to_string()),
+                    None => return (items, made),
+                }
+            }
+        }
+    };
+    let api = format!("{base}/admin/directory/v1");
+    let (_, made) = all(format!("{api}/users?customer=my_customer"), "users").await;
+    requests += made;
+    let (_, made) = all(
+        format!("{api}/users?customer=my_customer&showDeleted=true"),
+        "users",
+    )
+    .await;
+    requests += made;
+    let (groups, made) = all(format!("{api}/groups?customer=my_customer"), "groups").await;
+    requests += made;
+    for group in &groups {
+        let id = group["id"].as_str().expect("a group id");
+        let (_, made) = all(
+            format!("{api}/groups/{id}/members?roles=OWNER,MANAGER,MEMBER"),
+            "members",
+        )
+        .await;
+        requests += made;
+    }
+    (started.elapsed().as_secs_f64(), requests)
 }

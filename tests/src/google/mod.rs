@@ -21,6 +21,8 @@
 
 mod api;
 
+pub use api::SCOPES;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
