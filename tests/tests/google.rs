@@ -422,3 +422,64 @@ async fn filters_choose_users_and_groups_by_set_and_native_query() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn the_binary_serves_a_sample_account_and_writes_its_key() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let account = TestCa::create(dir.path()).issue_client("service-account");
+    let key = dir.path().join("key.json");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync-test-google"))
+        .arg("--certificate")
+        .arg(&account.cert)
+        .arg("--private-key")
+        .arg(&account.key)
+        .arg("--write-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start orgsync-test-google");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("it announces itself")
+        .unwrap()
+        .unwrap();
+    let base = first
+        .strip_prefix("orgsync-test-google listening on ")
+        .unwrap()
+        .to_string();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
+    assert_eq!(written["token_uri"], format!("{base}/token"));
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!(
+            "{base}/admin/directory/v1/users?customer=my_customer"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["errors"][0]["reason"], "authError");
+    assert_eq!(body["error"]["status"], "UNAUTHENTICATED");
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().await.unwrap().success());
+}

@@ -247,12 +247,13 @@ fn read_token(token: &str, binding: &str) -> Option<usize> {
     (bound == binding).then(|| offset.parse().ok()).flatten()
 }
 
-/// One page of `items` as Google answers it.
+/// One page as Google answers it, of `total` items of which `window` turns only the page's
+/// into JSON (50 pages of 50,000 users are not 50 copies of everyone).
 fn page(
     params: &HashMap<String, String>,
-    kind: &str,
-    collection: &str,
-    items: Vec<Value>,
+    (kind, collection): (&str, &str),
+    total: usize,
+    window: impl FnOnce(std::ops::Range<usize>) -> Vec<Value>,
     max: usize,
     limit: usize,
 ) -> Response {
@@ -290,11 +291,8 @@ fn page(
             }
         },
     };
-    let end = (offset + size).min(items.len());
-    let slice: Vec<Value> = items
-        .get(offset.min(end)..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
+    let end = (offset + size).min(total);
+    let slice = window(offset.min(end)..end);
     let mut body = Map::new();
     body.insert("kind".into(), json!(kind));
     body.insert(
@@ -306,7 +304,7 @@ fn page(
     if !empty {
         body.insert(collection.into(), Value::Array(slice));
     }
-    if end < items.len() {
+    if end < total {
         body.insert("nextPageToken".into(), json!(page_token(end, &binding)));
     }
     if let Some(fields) = params.get("fields") {
@@ -438,8 +436,8 @@ pub async fn users(
     };
     let deleted = params.get("showDeleted").is_some_and(|v| v == "true");
     let query = params.get("query").cloned().unwrap_or_default();
-    let items: Vec<Value> = server
-        .lock()
+    let inner = server.lock();
+    let users: Vec<&User> = inner
         .users
         .values()
         .filter(|u| u.deleted == deleted)
@@ -449,13 +447,12 @@ pub async fn users(
                 .is_none_or(|d| u.primary_email.ends_with(&format!("@{d}")))
         })
         .filter(|u| query.is_empty() || user_matches(u, &query))
-        .map(user_json)
         .collect();
     page(
         &params,
-        "admin#directory#users",
-        "users",
-        items,
+        ("admin#directory#users", "users"),
+        users.len(),
+        |range| users[range].iter().map(|u| user_json(u)).collect(),
         500,
         server.options.page_size,
     )
@@ -500,9 +497,9 @@ pub async fn groups(
         .collect();
     page(
         &params,
-        "admin#directory#groups",
-        "groups",
-        items,
+        ("admin#directory#groups", "groups"),
+        items.len(),
+        |range| items[range].to_vec(),
         200,
         server.options.page_size,
     )
@@ -551,11 +548,12 @@ pub async fn members(
             })
             .collect()
     };
+    let items: Vec<Value> = items;
     page(
         &params,
-        "admin#directory#members",
-        "members",
-        items,
+        ("admin#directory#members", "members"),
+        items.len(),
+        |range| items[range].to_vec(),
         200,
         server.options.page_size,
     )
