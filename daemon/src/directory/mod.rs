@@ -466,6 +466,38 @@ enum Member {
     Group(usize),
 }
 
+/// Runs `read` for each of `items`, `concurrency` at a time, reporting progress as `kind`
+/// every 50; the first error ends them all (a listing that failed fails the read). For the
+/// cloud sources' per-group member listings.
+///
+/// # Errors
+/// The first error of `read`.
+pub async fn read_each<T, R, Fut>(
+    items: Vec<T>,
+    concurrency: usize,
+    progress: &dyn Progress,
+    kind: EntryKind,
+    read: impl Fn(T) -> Fut,
+) -> Result<Vec<R>, DirectoryError>
+where
+    Fut: Future<Output = Result<R, DirectoryError>>,
+{
+    use futures_util::{StreamExt, TryStreamExt};
+    let mut done = 0;
+    let results: Vec<R> = futures_util::stream::iter(items.into_iter().map(read))
+        .buffer_unordered(concurrency.max(1))
+        .inspect_ok(|_| {
+            done += 1;
+            if done % 50 == 0 {
+                progress.entries_read(kind, done);
+            }
+        })
+        .try_collect()
+        .await?;
+    progress.entries_read(kind, results.len());
+    Ok(results)
+}
+
 /// What the caller wants from a read.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReadOptions {

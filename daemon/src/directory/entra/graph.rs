@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{Credential, ResolvedEntra};
 use crate::directory::{DirectoryError, Failure};
 use crate::http::jwt::{self, Algorithm, Identify, SigningKey};
-use crate::http::{
-    Answer, Api, Http, Token, TokenError, Verdict, http_error, request_token, retry_after,
-};
+use crate::http::{Answer, Api, Http, Token, TokenError, http_error, request_token};
 use crate::secrets::Secret;
 
 /// How the app signs in, with what it needs loaded.
@@ -129,13 +127,6 @@ impl Api for Graph {
 
     fn error(&self, what: &str, answer: &Answer) -> DirectoryError {
         graph_error(what, answer)
-    }
-
-    fn verdict(&self, answer: &Answer) -> Verdict {
-        match answer.status.as_u16() {
-            429 | 500 | 502 | 503 | 504 => Verdict::Retry(retry_after(&answer.headers)),
-            _ => Verdict::Done,
-        }
     }
 }
 

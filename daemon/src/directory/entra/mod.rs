@@ -15,7 +15,6 @@ mod graph;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use futures_util::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -25,7 +24,7 @@ use self::graph::{Graph, MemberKind, Page, Proof};
 use crate::config::HttpConfig;
 use crate::directory::{
     Changes, Directory, DirectoryError, DirectoryUser, Entries, EntryKind, Failure, FullRead,
-    GroupPatch, GroupRecord, Progress, ReadOptions, UserRecord,
+    GroupPatch, GroupRecord, Progress, ReadOptions, UserRecord, read_each,
 };
 use crate::http::{ApiClient, Http, TokenCache, http_error};
 use crate::secrets::{SecretKey, Secrets};
@@ -361,22 +360,17 @@ impl EntraDirectory {
             .into_iter()
             .filter(|g| self.keeps_group(&g.id.to_lowercase(), Some(name_of(g)), scope))
             .collect();
-        let mut read = 0;
-        let listed: Vec<(graph::Group, (Vec<String>, usize))> =
-            futures_util::stream::iter(kept.into_iter().map(|group| async move {
+        let listed: Vec<(graph::Group, (Vec<String>, usize))> = read_each(
+            kept,
+            self.config.concurrency,
+            progress,
+            EntryKind::Groups,
+            |group| async move {
                 let members = self.members(&group).await?;
-                Ok::<_, DirectoryError>((group, members))
-            }))
-            .buffer_unordered(self.config.concurrency)
-            .inspect_ok(|_| {
-                read += 1;
-                if read % 50 == 0 {
-                    progress.entries_read(EntryKind::Groups, read);
-                }
-            })
-            .try_collect()
-            .await?;
-        progress.entries_read(EntryKind::Groups, listed.len());
+                Ok((group, members))
+            },
+        )
+        .await?;
         let others: usize = listed.iter().map(|(_, (_, others))| others).sum();
         if others > 0 {
             warnings.push(format!(

@@ -16,7 +16,6 @@ pub mod config;
 
 use std::collections::{HashMap, HashSet};
 
-use futures_util::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 
 use self::admin::{Admin, Page, ServiceAccount};
@@ -24,7 +23,7 @@ use self::config::ResolvedGoogle;
 use crate::config::HttpConfig;
 use crate::directory::{
     Directory, DirectoryError, DirectoryUser, Entries, EntryKind, Failure, FullRead, GroupRecord,
-    Progress, ReadOptions, UserRecord,
+    Progress, ReadOptions, UserRecord, read_each,
 };
 use crate::http::{ApiClient, Http, TokenCache, http_error};
 use crate::secrets::{SecretKey, Secrets};
@@ -196,9 +195,9 @@ impl GoogleDirectory {
     async fn read_groups(
         &self,
         progress: &dyn Progress,
-    ) -> Result<(Vec<(admin::Group, Vec<admin::Member>)>, usize), DirectoryError> {
+    ) -> Result<Vec<(admin::Group, Vec<admin::Member>)>, DirectoryError> {
         if !self.read_groups {
-            return Ok((Vec::new(), 0));
+            return Ok(Vec::new());
         }
         let filter = &self.config.group_filter;
         let url = self.url("/groups", 200, GROUP_FIELDS, filter.native.as_deref());
@@ -207,9 +206,12 @@ impl GoogleDirectory {
             .into_iter()
             .filter(|g| filter.set.keeps(g.name.as_deref()))
             .collect();
-        let mut read = 0;
-        let listed: Vec<(admin::Group, Vec<admin::Member>)> =
-            futures_util::stream::iter(kept.into_iter().map(|group| async move {
+        let listed = read_each(
+            kept,
+            self.config.concurrency,
+            progress,
+            EntryKind::Groups,
+            |group| async move {
                 let name = group.name.clone().unwrap_or_else(|| group.id.clone());
                 let url = format!(
                     "{}/groups/{}/members?maxResults=200&fields={}",
@@ -221,19 +223,11 @@ impl GoogleDirectory {
                 let members = self
                     .all(&format!("listing the members of group {name}"), &url)
                     .await?;
-                Ok::<_, DirectoryError>((group, members))
-            }))
-            .buffer_unordered(self.config.concurrency)
-            .inspect_ok(|_| {
-                read += 1;
-                if read % 50 == 0 {
-                    progress.entries_read(EntryKind::Groups, read);
-                }
-            })
-            .try_collect()
-            .await?;
-        progress.entries_read(EntryKind::Groups, listed.len());
-        Ok((listed, read))
+                Ok((group, members))
+            },
+        )
+        .await?;
+        Ok(listed)
     }
 }
 
@@ -263,7 +257,7 @@ impl Directory for GoogleDirectory {
             self.read_groups(progress)
         );
         let users = users?;
-        let (groups, _) = groups?;
+        let groups = groups?;
         let everyone: Vec<String> = users
             .iter()
             .filter(|(_, r)| !r.user.deleted)
