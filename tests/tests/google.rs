@@ -473,6 +473,22 @@ async fn the_binary_serves_a_sample_account_and_writes_its_key() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["errors"][0]["reason"], "authError");
     assert_eq!(body["error"]["status"], "UNAUTHENTICATED");
+    // Runtime changes over HTTP, for scripts.
+    let control = reqwest::Client::builder().no_proxy().build().unwrap();
+    let added = control
+        .post(format!("{base}/_test/users"))
+        .json(&User::active("200", "zoe@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), reqwest::StatusCode::NO_CONTENT);
+    let missing = control
+        .post(format!("{base}/_test/members/remove"))
+        .json(&serde_json::json!({"group": "nope", "id": "200"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
     let pid = child.id().unwrap().to_string();
     assert!(
         std::process::Command::new("kill")

@@ -40,6 +40,10 @@ struct Args {
     /// Write the markdown report here too
     #[arg(long)]
     out: Option<PathBuf>,
+    /// orgsync's concurrency of member listings (`entra.concurrency`, `google.concurrency`);
+    /// default each source's own
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// The directories to measure, comma-separated: entra, google
     #[arg(long, value_delimiter = ',', default_value = "entra,google")]
     directory: Vec<String>,
@@ -364,7 +368,8 @@ async fn entra(args: &Args) -> String {
     inst.use_entra(&graph);
     inst.set("sync.large_import", "true");
     inst.login_to(&org);
-    let concurrency: usize = 16;
+    let concurrency = args.concurrency.unwrap_or(16);
+    inst.set("entra.concurrency", &concurrency.to_string());
     let measured = measure(&inst, &graph, args.runs, true).await;
     let mut references = Vec::new();
     let mut reference_requests = 0;
@@ -375,7 +380,7 @@ async fn entra(args: &Args) -> String {
     }
     Table {
         heading: format!(
-            "Entra ID: {n} users, {groups} groups of {GROUP_SIZE} (every tenth nests the next), Graph emulator with {} ms per request, pages of up to {MAX_PAGE}; orgsync's default concurrency {concurrency}; medians of {} runs.",
+            "Entra ID: {n} users, {groups} groups of {GROUP_SIZE} (every tenth nests the next), Graph emulator with {} ms per request, pages of up to {MAX_PAGE}; orgsync's concurrency {concurrency}; medians of {} runs.",
             args.latency_ms, args.runs
         ),
         measured: &measured,
@@ -437,7 +442,8 @@ async fn google(args: &Args) -> String {
     inst.use_google(&google, "admin@example.com");
     inst.set("sync.large_import", "true");
     inst.login_to(&org);
-    let concurrency: usize = 8;
+    let concurrency = args.concurrency.unwrap_or(16);
+    inst.set("google.concurrency", &concurrency.to_string());
     let measured = measure(&inst, &google, args.runs, false).await;
     let mut references = Vec::new();
     let mut reference_requests = 0;
@@ -449,7 +455,7 @@ async fn google(args: &Args) -> String {
     let users = n + 1;
     Table {
         heading: format!(
-            "Google Workspace: {users} users, {groups} groups of {GROUP_SIZE} (every tenth nests the next), Admin SDK emulator with {} ms per request, pages of up to 500 users and 200 groups or members; orgsync's default concurrency {concurrency}; every read is full (no delta API); medians of {} runs.",
+            "Google Workspace: {users} users, {groups} groups of {GROUP_SIZE} (every tenth nests the next), Admin SDK emulator with {} ms per request, pages of up to 500 users and 200 groups or members; orgsync's concurrency {concurrency}; every read is full (no delta API); medians of {} runs.",
             args.latency_ms, args.runs
         ),
         measured: &measured,

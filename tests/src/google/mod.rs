@@ -209,7 +209,7 @@ impl GoogleServer {
                 "/admin/directory/v1/groups/{key}/members",
                 get(api::members),
             )
-            .route("/_test/requests", get(requests))
+            .nest("/_test", control())
             .fallback(api::not_found)
             .layer(middleware::from_fn_with_state(
                 Emulation {
@@ -354,10 +354,146 @@ impl Drop for GoogleServer {
     }
 }
 
-async fn requests(
-    axum::extract::State(server): axum::extract::State<Arc<Server>>,
-) -> axum::Json<Vec<Recorded>> {
-    axum::Json(server.traffic.requests())
+/// The test controls under `/_test/` (ours, not Google's; never recorded or failed):
+/// `GET requests`; `POST users` (a [`User`]), `users/delete` `{id}` (marks it deleted),
+/// `groups` `{id, email, name}`, `members` `{group, member}` (a [`Member`]),
+/// `members/remove` `{group, id}`, `fault` (a [`Fault`]), `delegation` `{granted}`,
+/// `expire-tokens`.
+fn control() -> Router<Arc<Server>> {
+    use axum::Json;
+    use axum::extract::State;
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    #[derive(Deserialize)]
+    struct NewGroup {
+        id: String,
+        email: String,
+        name: String,
+    }
+    #[derive(Deserialize)]
+    struct NewMember {
+        group: String,
+        member: Member,
+    }
+    #[derive(Deserialize)]
+    struct OldMember {
+        group: String,
+        id: String,
+    }
+    #[derive(Deserialize)]
+    struct Delegation {
+        granted: bool,
+    }
+    Router::new()
+        .route(
+            "/requests",
+            get(|State(s): State<Arc<Server>>| async move { Json(s.traffic.requests()) }),
+        )
+        .route(
+            "/users",
+            post(
+                |State(s): State<Arc<Server>>, Json(user): Json<User>| async move {
+                    s.lock().users.insert(user.id.clone(), user);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .route(
+            "/users/delete",
+            post(
+                |State(s): State<Arc<Server>>, Json(body): Json<Id>| async move {
+                    match s.lock().users.get_mut(&body.id) {
+                        Some(user) => {
+                            user.deleted = true;
+                            StatusCode::NO_CONTENT
+                        }
+                        None => StatusCode::NOT_FOUND,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/groups",
+            post(
+                |State(s): State<Arc<Server>>, Json(body): Json<NewGroup>| async move {
+                    let mut inner = s.lock();
+                    let members = inner
+                        .groups
+                        .get(&body.id)
+                        .map(|g| g.members.clone())
+                        .unwrap_or_default();
+                    inner.groups.insert(
+                        body.id.clone(),
+                        Group {
+                            id: body.id,
+                            email: body.email,
+                            name: body.name,
+                            members,
+                        },
+                    );
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .route(
+            "/members",
+            post(
+                |State(s): State<Arc<Server>>, Json(body): Json<NewMember>| async move {
+                    match s.lock().groups.get_mut(&body.group) {
+                        Some(group) => {
+                            group.members.retain(|m| m.id != body.member.id);
+                            group.members.push(body.member);
+                            StatusCode::NO_CONTENT
+                        }
+                        None => StatusCode::NOT_FOUND,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/members/remove",
+            post(
+                |State(s): State<Arc<Server>>, Json(body): Json<OldMember>| async move {
+                    match s.lock().groups.get_mut(&body.group) {
+                        Some(group) => {
+                            group.members.retain(|m| m.id != body.id);
+                            StatusCode::NO_CONTENT
+                        }
+                        None => StatusCode::NOT_FOUND,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/fault",
+            post(
+                |State(s): State<Arc<Server>>, Json(fault): Json<Fault>| async move {
+                    s.traffic.inject(fault);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .route(
+            "/delegation",
+            post(
+                |State(s): State<Arc<Server>>, Json(body): Json<Delegation>| async move {
+                    s.lock().delegated_scopes = match body.granted {
+                        true => api::SCOPES.iter().map(|s| s.to_string()).collect(),
+                        false => BTreeSet::new(),
+                    };
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .route(
+            "/expire-tokens",
+            post(|State(s): State<Arc<Server>>| async move {
+                s.lock().tokens.clear();
+                StatusCode::NO_CONTENT
+            }),
+        )
 }
 
 /// Google's answer for an injected status: quota (403 and 429), backend errors, or others.

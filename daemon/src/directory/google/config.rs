@@ -37,7 +37,9 @@ pub struct GoogleConfig {
     /// e.g. `|name:Eng*`. With a name clause, only direct members of synced groups are synced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_filter: Option<String>,
-    /// How many group member listings run at once.
+    /// How many group member listings run at once. Quota answers (the default is 2,400 queries
+    /// a minute per administrator) are waited out and retried, so more only goes faster while
+    /// the project's quota allows.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// Give up on one request after this long.
@@ -54,7 +56,7 @@ pub struct GoogleConfig {
 }
 
 fn default_concurrency() -> usize {
-    8
+    16
 }
 
 fn default_timeout() -> u64 {
@@ -177,7 +179,7 @@ impl GoogleConfig {
             problems.push(Problem {
                 key: "google.concurrency".into(),
                 message: format!(
-                    "{} is out of range; use 1 to 64 (8 is a good value)",
+                    "{} is out of range; use 1 to 64 (16 is a good value)",
                     self.concurrency
                 ),
             });
