@@ -115,9 +115,10 @@ impl SecretKey {
         SecretKey::settable().into_iter().find(|k| k.name == name)
     }
 
-    /// The secrets `status` and `config show` report: the directory's and the organization's.
-    pub fn reported(directory: crate::directory::DirectoryKind) -> Vec<SecretKey> {
-        let mut keys = directory.secrets().to_vec();
+    /// The secrets `status` and `config show` report: those the configured directory needs,
+    /// and the organization's.
+    pub fn reported(config: &crate::config::Config) -> Vec<SecretKey> {
+        let mut keys = config.directory.kind.needed_secrets(config);
         keys.extend([SecretKey::ORG_CLIENT_ID, SecretKey::ORG_CLIENT_SECRET]);
         keys
     }

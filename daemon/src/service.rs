@@ -802,7 +802,7 @@ impl Service {
 
     /// Where each secret of the configured directory and the organization comes from.
     pub fn secret_sources(&self) -> Vec<(SecretKey, Option<String>)> {
-        SecretKey::reported(self.config().directory.kind)
+        SecretKey::reported(&self.config())
             .into_iter()
             .map(|key| (key, self.inner.secrets.source(key).ok().flatten()))
             .collect()

@@ -19,9 +19,9 @@ pub fn installation_status(
     let resolved = config.resolve();
     let kind = config.directory.kind;
     let directory_secrets = kind
-        .secrets()
-        .iter()
-        .map(|&key| {
+        .needed_secrets(config)
+        .into_iter()
+        .map(|key| {
             Ok(SecretStatus {
                 key: key.name().to_string(),
                 set: secrets.get(key)?.is_some(),

@@ -355,7 +355,8 @@ pub struct InstallationStatus {
     /// The directory type the configuration names (`directory.type`: `ldap`, …).
     #[serde(default)]
     pub directory_type: String,
-    /// The secrets that directory needs, and whether each is set.
+    /// The secrets that directory needs as configured (none for a credential kept in a file),
+    /// and whether each is set.
     #[serde(default)]
     pub directory_secrets: Vec<SecretStatus>,
     /// Deprecated (use `directorySecrets`; goes in the next release): whether every secret of

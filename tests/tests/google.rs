@@ -282,6 +282,13 @@ async fn each_sign_in_problem_says_what_to_fix_and_exits_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_can_be_a_secret_instead_of_a_file() {
     let (company, org, inst) = setup().await;
+    // With a key file, no secret is missing.
+    let status = inst.run(&["status", "--json"]).ok().json();
+    assert_eq!(
+        status["directorySecrets"],
+        serde_json::json!([]),
+        "{status}"
+    );
     inst.run(&["config", "unset", "google.key_file"]).ok();
     let out = inst.run(&["test"]).expect_code(1);
     assert!(

@@ -578,6 +578,20 @@ impl DirectoryKind {
         }
     }
 
+    /// The secrets the source needs as `config` sets it up: none for a credential kept in a
+    /// file instead (an Entra certificate, a Google key file).
+    pub fn needed_secrets(self, config: &Config) -> Vec<SecretKey> {
+        let in_files = match self {
+            DirectoryKind::Ldap => false,
+            DirectoryKind::Entra => config.entra.certificate_file.is_some(),
+            DirectoryKind::Google => config.google.key_file.is_some(),
+        };
+        match in_files {
+            true => Vec::new(),
+            false => self.secrets().to_vec(),
+        }
+    }
+
     /// The warnings of the source's table (see [`crate::config::Config::warnings`]).
     pub fn warnings(self, config: &Config) -> Vec<String> {
         match self {

@@ -299,7 +299,7 @@ pub fn config_show(config: &Config, secrets: &Secrets, path: &Path) -> String {
     }
     out.push_str(&toml::to_string(config).unwrap_or_default());
     out.push_str("\n# Secrets (never stored in this file):\n");
-    for key in SecretKey::reported(config.directory.kind) {
+    for key in SecretKey::reported(config) {
         let where_ = match secrets.source(key) {
             Ok(Some(source)) => format!("set ({source})"),
             Ok(None) => "not set".to_string(),
