@@ -51,3 +51,70 @@ pub async fn wait_for_signal() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A test server's binary started by a test: its stdout read line by line, stopped with
+/// SIGTERM, which must end it with exit code 0.
+pub struct Spawned {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Spawned {
+    /// Starts `binary` with `args` and reads its announcement, `<name> listening on <url>`;
+    /// returns it and the URL.
+    ///
+    /// # Panics
+    /// When it does not start or announce itself within 20 s.
+    pub async fn start(binary: &str, args: &[&std::ffi::OsStr]) -> (Spawned, String) {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(binary)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut spawned = Spawned {
+            child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        };
+        let first = spawned.next_line().await;
+        let url = first
+            .split_once(" listening on ")
+            .map(|(_, url)| url.to_string())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        (spawned, url)
+    }
+
+    /// The next line on its stdout.
+    ///
+    /// # Panics
+    /// When none comes within 20 s.
+    pub async fn next_line(&mut self) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(20), self.lines.next_line())
+            .await
+            .expect("a line within 20 s")
+            .expect("readable stdout")
+            .expect("a line before the end")
+    }
+
+    /// Sends SIGTERM and checks it exits with 0 within 10 s.
+    ///
+    /// # Panics
+    /// When it does not.
+    pub async fn stop(mut self) {
+        let pid = self.child.id().expect("it is running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+        let status = tokio::time::timeout(std::time::Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("it stops on SIGTERM")
+            .expect("its exit status");
+        assert!(status.success(), "{status}");
+    }
+}

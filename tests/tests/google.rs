@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use testkit::cli::{Installation, emails};
 use testkit::google::{Fault, GoogleOptions, GoogleServer, Member, User};
 use testkit::orgserver::{OrgServer, OrgServerOptions};
+use testkit::standalone::Spawned;
 use testkit::tls::TestCa;
 
 const ADMIN: &str = "admin@example.com";
@@ -433,32 +434,21 @@ async fn filters_choose_users_and_groups_by_set_and_native_query() {
 #[tokio::test]
 async fn the_binary_serves_a_sample_account_and_writes_its_key() {
     use std::os::unix::fs::PermissionsExt;
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let account = TestCa::create(dir.path()).issue_client("service-account");
     let key = dir.path().join("key.json");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync-test-google"))
-        .arg("--certificate")
-        .arg(&account.cert)
-        .arg("--private-key")
-        .arg(&account.key)
-        .arg("--write-key")
-        .arg(&key)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start orgsync-test-google");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("it announces itself")
-        .unwrap()
-        .unwrap();
-    let base = first
-        .strip_prefix("orgsync-test-google listening on ")
-        .unwrap()
-        .to_string();
+    let (server, base) = Spawned::start(
+        env!("CARGO_BIN_EXE_orgsync-test-google"),
+        &[
+            "--certificate".as_ref(),
+            account.cert.as_os_str(),
+            "--private-key".as_ref(),
+            account.key.as_os_str(),
+            "--write-key".as_ref(),
+            key.as_os_str(),
+        ],
+    )
+    .await;
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
     assert_eq!(written["token_uri"], format!("{base}/token"));
@@ -496,13 +486,5 @@ async fn the_binary_serves_a_sample_account_and_writes_its_key() {
         .await
         .unwrap();
     assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().await.unwrap().success());
+    server.stop().await;
 }

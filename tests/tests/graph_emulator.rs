@@ -3,11 +3,10 @@
 //! opaque absolute next links (and an empty page that still links on), `$select`, `$top`
 //! limits, delta rounds and their expiry, and the standalone binary.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::Value;
 use testkit::graph::{GraphOptions, GraphServer, Kind, User, id};
+use testkit::standalone::Spawned;
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -277,26 +276,12 @@ async fn delta_rounds_report_changes_removals_and_sliced_member_changes_then_exp
 
 #[tokio::test]
 async fn the_binary_serves_a_sample_tenant_until_sigterm() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync-test-graph"))
-        .args(["--port", "0", "--page-size", "2"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start orgsync-test-graph");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("it announces itself")
-        .unwrap()
-        .unwrap();
-    let base = first
-        .strip_prefix("orgsync-test-graph listening on ")
-        .unwrap()
-        .to_string();
-    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-    let tenant = lines.next_line().await.unwrap().unwrap();
+    let (mut server, base) = Spawned::start(
+        env!("CARGO_BIN_EXE_orgsync-test-graph"),
+        &["--port", "0", "--page-size", "2"].map(std::ffi::OsStr::new),
+    )
+    .await;
+    let tenant = server.next_line().await;
     assert!(tenant.starts_with("tenant "), "{tenant}");
     let defaults = GraphOptions::default();
     let response = http()
@@ -311,17 +296,5 @@ async fn the_binary_serves_a_sample_tenant_until_sigterm() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status}");
+    server.stop().await;
 }

@@ -873,36 +873,21 @@ async fn the_test_controls_work_over_http() {
 #[tokio::test]
 async fn the_binary_listens_on_loopback_and_writes_the_credentials_file() {
     use std::os::unix::fs::PermissionsExt;
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
     let dir = tempfile::tempdir().unwrap();
     let creds_path = dir.path().join("creds.json");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync-test-server"))
-        .args([
-            "--port",
-            "0",
-            "--flavour",
-            "vaultwarden",
-            "--write-credentials",
-        ])
-        .arg(&creds_path)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start orgsync-test-server");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the server announces itself within 20 s")
-        .unwrap()
-        .expect("a first line");
-    let base_url = first
-        .strip_prefix("orgsync-test-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
-    assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url}");
-    let client_id = lines.next_line().await.unwrap().expect("a second line");
+    let (mut server, base_url) = testkit::standalone::Spawned::start(
+        env!("CARGO_BIN_EXE_orgsync-test-server"),
+        &[
+            "--port".as_ref(),
+            "0".as_ref(),
+            "--flavour".as_ref(),
+            "vaultwarden".as_ref(),
+            "--write-credentials".as_ref(),
+            creds_path.as_os_str(),
+        ],
+    )
+    .await;
+    let client_id = server.next_line().await;
     assert!(client_id.starts_with("organization."), "{client_id}");
 
     let mode = std::fs::metadata(&creds_path).unwrap().permissions().mode();
@@ -929,17 +914,7 @@ async fn the_binary_listens_on_loopback_and_writes_the_credentials_file() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    let pid = child.id().expect("the server is running").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("the server stops on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    server.stop().await;
 }
 
 #[tokio::test]

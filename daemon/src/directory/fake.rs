@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{
-    Changes, Delta, Directory, DirectoryError, Entries, Failure, FullRead, GroupRecord, Progress,
-    ReadOptions, UserRecord,
+    Changes, Delta, Directory, DirectoryError, Entries, Failure, FullRead, Progress, ReadOptions,
+    UserRecord,
 };
 
 /// Which read the engine asked for.
@@ -60,12 +60,6 @@ impl FakeDirectory {
     pub fn remove_user(&self, key: &str) {
         let mut inner = self.lock();
         inner.entries.users.remove(key);
-        inner.version += 1;
-    }
-
-    pub fn set_group(&self, key: &str, record: GroupRecord) {
-        let mut inner = self.lock();
-        inner.entries.groups.insert(key.into(), record);
         inner.version += 1;
     }
 

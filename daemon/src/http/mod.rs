@@ -128,16 +128,6 @@ pub enum HttpError {
     Setup(String),
 }
 
-impl HttpError {
-    /// The HTTP status of a throttled or failing server, when that is why.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            HttpError::GaveUp { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
-
 /// A client for one service, with its settings.
 #[derive(Clone, Debug)]
 pub struct Http {

@@ -118,6 +118,27 @@ fn orgsync_timed(inst: &Installation, args: &[&str]) -> Usage {
     timed(command)
 }
 
+/// The JSON answer of a request that must succeed.
+async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("a successful answer")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
+/// The access token a token request answers with.
+async fn bearer_of(request: reqwest::RequestBuilder) -> String {
+    let token = json_of(request).await;
+    token["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_string()
+}
+
 /// Directory Connector's request pattern (`directory-connector.md` §3.2): a token, then users
 /// in Graph's default pages of 100, groups likewise, then each group's members, one request
 /// after another. Returns the wall time and the requests made.
@@ -130,25 +151,16 @@ async fn reference_pattern(graph: &GraphServer) -> (f64, usize) {
         .expect("a client");
     let started = Instant::now();
     let mut requests = 1;
-    let token: serde_json::Value = http
-        .post(format!("{base}/{}/oauth2/v2.0/token", options.tenant_id))
-        .form(&[
-            ("client_id", options.client_id.as_str()),
-            ("client_secret", options.client_secret.as_str()),
-            ("grant_type", "client_credentials"),
-            ("scope", &format!("{base}/.default")),
-        ])
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .expect("a token")
-        .json()
-        .await
-        .expect("token JSON");
-    let bearer = token["access_token"]
-        .as_str()
-        .expect("an access token")
-        .to_string();
+    let bearer = bearer_of(
+        http.post(format!("{base}/{}/oauth2/v2.0/token", options.tenant_id))
+            .form(&[
+                ("client_id", options.client_id.as_str()),
+                ("client_secret", options.client_secret.as_str()),
+                ("grant_type", "client_credentials"),
+                ("scope", &format!("{base}/.default")),
+            ]),
+    )
+    .await;
     let all = |first: String| {
         let http = http.clone();
         let bearer = bearer.clone();
@@ -158,16 +170,7 @@ async fn reference_pattern(graph: &GraphServer) -> (f64, usize) {
             let mut made = 0;
             while let Some(next) = url {
                 made += 1;
-                let page: serde_json::Value = http
-                    .get(&next)
-                    .bearer_auth(&bearer)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .expect("a page")
-                    .json()
-                    .await
-                    .expect("page JSON");
+                let page = json_of(http.get(&next).bearer_auth(&bearer)).await;
                 items.extend(page["value"].as_array().cloned().unwrap_or_default());
                 url = page["@odata.nextLink"].as_str().map(str::to_string);
             }
@@ -512,23 +515,11 @@ async fn google_reference_pattern(google: &GoogleServer) -> (f64, usize) {
         &key,
     )
     .expect("an assertion");
-    let token: serde_json::Value = http
-        .post(format!("{base}/token"))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", assertion.as_str()),
-        ])
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .expect("a token")
-        .json()
-        .await
-        .expect("token JSON");
-    let bearer = token["access_token"]
-        .as_str()
-        .expect("an access token")
-        .to_string();
+    let bearer = bearer_of(http.post(format!("{base}/token")).form(&[
+        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+        ("assertion", assertion.as_str()),
+    ]))
+    .await;
     let mut requests = 1;
     let all = |first: String, key: &'static str| {
         let http = http.clone();
@@ -543,16 +534,7 @@ async fn google_reference_pattern(google: &GoogleServer) -> (f64, usize) {
                     Some(t) => format!("{first}&pageToken={t}"),
                     None => first.clone(),
                 };
-                let page: serde_json::Value = http
-                    .get(&url)
-                    .bearer_auth(&bearer)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .expect("a page")
-                    .json()
-                    .await
-                    .expect("page JSON");
+                let page = json_of(http.get(&url).bearer_auth(&bearer)).await;
                 items.extend(page[key].as_array().cloned().unwrap_or_default());
                 match page["nextPageToken"].as_str() {
                     Some(next) => page_token = Some(next.to_string()),

@@ -321,6 +321,25 @@ fn page(
     Json(Value::Object(body)).into_response()
 }
 
+/// What a users or groups listing checks first: the token, and `customer` or `domain`;
+/// returns the domain to keep to (if any) and the `query`.
+fn listing(
+    server: &Server,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<(Option<String>, String), Box<Response>> {
+    authorize(server, headers)?;
+    let domain = scope_check(server, params)?;
+    Ok((domain, params.get("query").cloned().unwrap_or_default()))
+}
+
+/// Whether an address is in `domain` (every address is without one).
+fn in_domain(email: &str, domain: &Option<String>) -> bool {
+    domain
+        .as_ref()
+        .is_none_or(|d| email.ends_with(&format!("@{d}")))
+}
+
 /// `customer` or `domain`, as the account knows them.
 fn scope_check(
     server: &Server,
@@ -427,25 +446,17 @@ pub async fn users(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(response) = authorize(&server, &headers) {
-        return *response;
-    }
-    let domain = match scope_check(&server, &params) {
-        Ok(domain) => domain,
+    let (domain, query) = match listing(&server, &headers, &params) {
+        Ok(started) => started,
         Err(response) => return *response,
     };
     let deleted = params.get("showDeleted").is_some_and(|v| v == "true");
-    let query = params.get("query").cloned().unwrap_or_default();
     let inner = server.lock();
     let users: Vec<&User> = inner
         .users
         .values()
         .filter(|u| u.deleted == deleted)
-        .filter(|u| {
-            domain
-                .as_ref()
-                .is_none_or(|d| u.primary_email.ends_with(&format!("@{d}")))
-        })
+        .filter(|u| in_domain(&u.primary_email, &domain))
         .filter(|u| query.is_empty() || user_matches(u, &query))
         .collect();
     page(
@@ -464,23 +475,15 @@ pub async fn groups(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(response) = authorize(&server, &headers) {
-        return *response;
-    }
-    let domain = match scope_check(&server, &params) {
-        Ok(domain) => domain,
+    let (domain, query) = match listing(&server, &headers, &params) {
+        Ok(started) => started,
         Err(response) => return *response,
     };
-    let query = params.get("query").cloned().unwrap_or_default();
     let items: Vec<Value> = server
         .lock()
         .groups
         .values()
-        .filter(|g| {
-            domain
-                .as_ref()
-                .is_none_or(|d| g.email.ends_with(&format!("@{d}")))
-        })
+        .filter(|g| in_domain(&g.email, &domain))
         .filter(|g| query.is_empty() || group_matches(&g.name, &g.email, &query))
         .map(|g| {
             json!({
