@@ -18,6 +18,7 @@ use crate::directory::Settings as DirectorySettings;
 pub use crate::directory::entra::config::{EntraConfig, ResolvedEntra};
 pub use crate::directory::google::config::{GoogleConfig, ResolvedGoogle};
 pub use crate::directory::ldap::config::{Encryption, ExternalIdSource, LdapConfig, ResolvedLdap};
+pub use crate::directory::okta::config::{OktaConfig, ResolvedOkta};
 
 mod legacy;
 pub use legacy::Moved;
@@ -76,6 +77,9 @@ pub struct Config {
     /// Google Workspace through the Admin SDK (`directory.type = "google"`).
     #[serde(default)]
     pub google: GoogleConfig,
+    /// Okta through its Management API (`directory.type = "okta"`).
+    #[serde(default)]
+    pub okta: OktaConfig,
     /// What to sync and how.
     #[serde(default)]
     pub sync: SyncConfig,
@@ -101,7 +105,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct DirectoryTable {
     /// The directory orgsync reads: `ldap` (LDAP and Active Directory), `entra` (Microsoft
-    /// Entra ID) or `google` (Google Workspace). Its settings are in the table of the same name.
+    /// Entra ID), `google` (Google Workspace) or `okta`. Its settings are in the table of the
+    /// same name.
     #[serde(default, rename = "type")]
     pub kind: DirectoryKind,
 }

@@ -301,6 +301,13 @@ impl Installation {
         self.set("google.api_url", &google.base_url());
     }
 
+    /// Points the installation at the Okta emulator `okta`, signing in with its API token.
+    pub fn use_okta(&self, okta: &crate::okta::OktaServer) {
+        self.set("directory.type", "okta");
+        self.set("okta.org_url", &okta.base_url());
+        self.set_secret("okta.token", &okta.options().api_token);
+    }
+
     /// Points the installation at a test slapd over plain LDAP, with people under `ou=people`
     /// and groups under `ou=groups`, bound as the rootdn.
     pub fn use_slapd(&self, slapd: &Slapd) {

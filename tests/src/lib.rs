@@ -14,6 +14,9 @@
 //!   groups, members), with JWT assertions checked, faults and a request log.
 //! - [`graph`]: an emulated Microsoft Entra ID token endpoint and Microsoft Graph (users,
 //!   groups, members, delta queries), with faults, runtime changes and a request log.
+//! - [`okta`]: an emulated Okta Management API (users, groups, members) and org token
+//!   endpoint (API tokens, private-key service apps, DPoP), with Link paging, filters, rate
+//!   limits, faults and a request log.
 //! - [`proxy`]: a forward HTTP proxy that records where requests went.
 //! - [`ports`]: free loopback ports, waiting for servers, and the server child processes (stopped
 //!   on drop, with a watchdog in case the test process dies).
@@ -31,6 +34,7 @@ pub mod google;
 pub mod graph;
 pub mod ldif;
 pub mod measure;
+pub mod okta;
 pub mod orgserver;
 pub mod ports;
 pub mod proxy;

@@ -13,6 +13,7 @@ pub(crate) mod fake;
 pub mod filter;
 pub mod google;
 pub mod ldap;
+pub mod okta;
 
 /// How stored entries are laid out (aliases, member references). A directory copy written in
 /// another format is read again in full rather than continued (2: AD members by objectGUID;
@@ -551,13 +552,16 @@ pub enum DirectoryKind {
     Entra,
     /// Google Workspace through the Admin SDK Directory API (`[google]`).
     Google,
+    /// Okta through its Management API (`[okta]`).
+    Okta,
 }
 
 impl DirectoryKind {
-    pub const ALL: [DirectoryKind; 3] = [
+    pub const ALL: [DirectoryKind; 4] = [
         DirectoryKind::Ldap,
         DirectoryKind::Entra,
         DirectoryKind::Google,
+        DirectoryKind::Okta,
     ];
 
     /// The name in the config file, which is also the name of the source's table.
@@ -566,6 +570,7 @@ impl DirectoryKind {
             DirectoryKind::Ldap => "ldap",
             DirectoryKind::Entra => "entra",
             DirectoryKind::Google => "google",
+            DirectoryKind::Okta => "okta",
         }
     }
 
@@ -575,17 +580,30 @@ impl DirectoryKind {
             DirectoryKind::Ldap => &[ldap::BIND_PASSWORD],
             DirectoryKind::Entra => &[entra::CLIENT_SECRET],
             DirectoryKind::Google => &[google::KEY],
+            DirectoryKind::Okta => &[okta::TOKEN, okta::PRIVATE_KEY],
         }
     }
 
     /// The secrets the source needs as `config` sets it up: none for a credential kept in a
-    /// file instead (an Entra certificate, a Google key file).
+    /// file instead (an Entra certificate, a Google key file), and of Okta's the one its way of
+    /// signing in takes.
     pub fn needed_secrets(self, config: &Config) -> Vec<SecretKey> {
         let in_files = match self {
-            DirectoryKind::Ldap => false,
+            DirectoryKind::Ldap | DirectoryKind::Okta => false,
             DirectoryKind::Entra => config.entra.certificate_file.is_some(),
             DirectoryKind::Google => config.google.key_file.is_some(),
         };
+        if self == DirectoryKind::Okta {
+            let okta = &config.okta;
+            return match (
+                crate::config::non_blank(&okta.client_id),
+                &okta.private_key_file,
+            ) {
+                (None, _) => vec![okta::TOKEN],
+                (Some(_), None) => vec![okta::PRIVATE_KEY],
+                (Some(_), Some(_)) => Vec::new(),
+            };
+        }
         match in_files {
             true => Vec::new(),
             false => self.secrets().to_vec(),
@@ -598,6 +616,7 @@ impl DirectoryKind {
             DirectoryKind::Ldap => config.ldap.warnings(),
             DirectoryKind::Entra => config.entra.warnings(),
             DirectoryKind::Google => Vec::new(),
+            DirectoryKind::Okta => config.okta.warnings(),
         }
     }
 }
@@ -609,6 +628,7 @@ pub fn config_tables() -> Vec<(&'static str, RefOr<Schema>)> {
         ("ldap", ldap::config::LdapConfig::schema()),
         ("entra", entra::config::EntraConfig::schema()),
         ("google", google::config::GoogleConfig::schema()),
+        ("okta", okta::config::OktaConfig::schema()),
     ]
 }
 
@@ -618,6 +638,7 @@ pub fn is_path_key(key: &str) -> bool {
         ldap::config::PATH_KEYS,
         entra::config::PATH_KEYS,
         google::config::PATH_KEYS,
+        okta::config::PATH_KEYS,
     ]
     .iter()
     .any(|keys| keys.contains(&key))
@@ -629,10 +650,12 @@ pub fn file_paths(config: &mut Config) -> Vec<&mut Option<PathBuf>> {
         ldap,
         entra,
         google,
+        okta,
         ..
     } = config;
     let paths = ldap.file_paths().into_iter().chain(entra.file_paths());
-    paths.chain(google.file_paths()).collect()
+    let paths = paths.chain(google.file_paths());
+    paths.chain(okta.file_paths()).collect()
 }
 
 /// The resolved settings of the source `directory.type` names.
@@ -645,6 +668,7 @@ pub enum Settings {
     Ldap(ldap::config::ResolvedLdap),
     Entra(entra::config::ResolvedEntra),
     Google(google::config::ResolvedGoogle),
+    Okta(okta::config::ResolvedOkta),
     /// An in-process directory for the engine's unit tests.
     #[cfg(test)]
     Fake(fake::FakeDirectory),
@@ -657,6 +681,7 @@ impl Settings {
             DirectoryKind::Ldap => Settings::Ldap(config.ldap.resolve(problems)),
             DirectoryKind::Entra => Settings::Entra(config.entra.resolve(problems)),
             DirectoryKind::Google => Settings::Google(config.google.resolve(problems)),
+            DirectoryKind::Okta => Settings::Okta(config.okta.resolve(problems)),
         }
     }
 
@@ -666,6 +691,7 @@ impl Settings {
             Settings::Ldap(_) => DirectoryKind::Ldap.name(),
             Settings::Entra(_) => DirectoryKind::Entra.name(),
             Settings::Google(_) => DirectoryKind::Google.name(),
+            Settings::Okta(_) => DirectoryKind::Okta.name(),
             #[cfg(test)]
             Settings::Fake(_) => "fake",
         }
@@ -679,6 +705,7 @@ impl Settings {
             Settings::Google(_) => {
                 "google.customer or google.domain, google.user_filter and google.group_filter"
             }
+            Settings::Okta(_) => "okta.user_filter and okta.group_filter",
             #[cfg(test)]
             Settings::Fake(_) => "the fake directory",
         }
@@ -690,6 +717,7 @@ impl Settings {
         match self {
             Settings::Entra(entra) => entra.group_filter.is_set(),
             Settings::Google(google) => !google.group_filter.set.is_all(),
+            Settings::Okta(okta) => !okta.group_filter.set.is_all(),
             _ => false,
         }
     }
@@ -709,6 +737,7 @@ impl Settings {
                     google.admin_user, google.api
                 )
             }
+            Settings::Okta(okta) => format!("Okta org {}", okta.org),
             #[cfg(test)]
             Settings::Fake(_) => "fake".into(),
         }
@@ -725,6 +754,7 @@ pub enum Source {
     Ldap(ldap::LdapDirectory),
     Entra(entra::EntraDirectory),
     Google(google::GoogleDirectory),
+    Okta(okta::OktaDirectory),
     #[cfg(test)]
     Fake(fake::FakeDirectory),
 }
@@ -753,6 +783,12 @@ impl Source {
                 secrets,
                 config.sync.groups,
             )?),
+            Settings::Okta(okta) => Source::Okta(okta::OktaDirectory::open(
+                okta.clone(),
+                &config.http,
+                secrets,
+                config.sync.groups,
+            )?),
             #[cfg(test)]
             Settings::Fake(fake) => Source::Fake(fake.clone()),
         })
@@ -765,6 +801,7 @@ impl Source {
             Source::Entra(entra) => entra.tracks_changes(),
             // The Directory API has no delta query.
             Source::Google(_) => false,
+            Source::Okta(okta) => okta.tracks_changes(),
             #[cfg(test)]
             Source::Fake(fake) => fake.tracks_changes(),
         }
@@ -781,6 +818,7 @@ impl Directory for Source {
             Source::Ldap(ldap) => ldap.read(options, progress).await,
             Source::Entra(entra) => entra.read(options, progress).await,
             Source::Google(google) => google.read(options, progress).await,
+            Source::Okta(okta) => okta.read(options, progress).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.read(options, progress).await,
         }
@@ -795,6 +833,7 @@ impl Directory for Source {
             Source::Ldap(ldap) => ldap.read_changes(watermark, progress).await,
             Source::Entra(entra) => entra.read_changes(watermark, progress).await,
             Source::Google(google) => google.read_changes(watermark, progress).await,
+            Source::Okta(okta) => okta.read_changes(watermark, progress).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.read_changes(watermark, progress).await,
         }
@@ -805,6 +844,7 @@ impl Directory for Source {
             Source::Ldap(ldap) => ldap.follow(on_change).await,
             Source::Entra(entra) => entra.follow(on_change).await,
             Source::Google(google) => google.follow(on_change).await,
+            Source::Okta(okta) => okta.follow(on_change).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.follow(on_change).await,
         }

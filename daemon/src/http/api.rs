@@ -6,7 +6,7 @@ use std::future::Future;
 
 use reqwest::RequestBuilder;
 
-use super::{Answer, Http, HttpError, Token, TokenCache, Verdict, standard_verdict};
+use super::{Answer, Budget, Http, HttpError, Pacer, Token, TokenCache, Verdict, standard_verdict};
 use crate::directory::{DirectoryError, Failure};
 use crate::secrets::Secret;
 
@@ -24,9 +24,20 @@ pub trait Api: Send + Sync {
         standard_verdict(answer)
     }
 
-    /// Adds the token to a request (a bearer token unless the vendor says otherwise).
-    fn authorize(&self, request: RequestBuilder, token: &Secret) -> RequestBuilder {
+    /// Adds the token to a GET of `url` (a bearer token unless the vendor says otherwise).
+    fn authorize(&self, request: RequestBuilder, token: &Secret, _url: &str) -> RequestBuilder {
         request.bearer_auth(token.expose())
+    }
+
+    /// The rate-limit bucket a request to `url` counts against, for vendors that report the
+    /// budget left on every answer (see [`Pacer`]).
+    fn bucket(&self, _url: &str) -> Option<String> {
+        None
+    }
+
+    /// The budget an answer reports for its bucket.
+    fn budget(&self, _answer: &Answer) -> Option<Budget> {
+        None
     }
 }
 
@@ -35,12 +46,18 @@ pub struct ApiClient<A> {
     http: Http,
     tokens: TokenCache,
     api: A,
+    pacer: Pacer,
 }
 
 impl<A: Api> ApiClient<A> {
     /// A client whose token lives in `tokens` (see [`TokenCache::stored`]).
     pub fn new(http: Http, api: A, tokens: TokenCache) -> ApiClient<A> {
-        ApiClient { http, tokens, api }
+        ApiClient {
+            http,
+            tokens,
+            api,
+            pacer: Pacer::default(),
+        }
     }
 
     pub fn api(&self) -> &A {
@@ -91,8 +108,13 @@ impl<A: Api> ApiClient<A> {
         headers: &[(&str, &str)],
     ) -> Result<Answer, DirectoryError> {
         let mut renewed = false;
+        let bucket = self.api.bucket(url);
         loop {
             let token = self.tokens.get(|| self.api.login(&self.http)).await?;
+            let _permit = match &bucket {
+                Some(bucket) => Some(self.pacer.acquire(bucket).await),
+                None => None,
+            };
             let answer = self
                 .http
                 .send(
@@ -100,9 +122,14 @@ impl<A: Api> ApiClient<A> {
                         let request = headers
                             .iter()
                             .fold(client.get(url), |r, (name, value)| r.header(*name, *value));
-                        self.api.authorize(request, &token)
+                        self.api.authorize(request, &token, url)
                     },
-                    |answer| self.api.verdict(answer),
+                    |answer| {
+                        if let (Some(bucket), Some(budget)) = (&bucket, self.api.budget(answer)) {
+                            self.pacer.observe(bucket, budget);
+                        }
+                        self.api.verdict(answer)
+                    },
                 )
                 .await
                 .map_err(|e| http_error(what, e))?;

@@ -7,10 +7,17 @@
 
 mod api;
 pub mod jwt;
+mod link;
+mod pace;
 mod token;
 
 pub use api::{Api, ApiClient, http_error};
-pub use token::{Token, TokenCache, TokenError, request_token};
+pub use link::link_target;
+pub use pace::{Budget, Pacer};
+pub use token::{
+    Issued, Token, TokenBody, TokenCache, TokenError, TokenRequest, request_token,
+    request_token_with,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -306,11 +313,16 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// A reset header holding the Unix time (seconds) a rate-limit window ends (Okta's
-/// `X-Rate-Limit-Reset`), as a wait from now.
+/// `X-Rate-Limit-Reset`), as a wait from now. "Now" is the answer's `Date` when it has one, so a
+/// clock that is off here does not shorten or stretch the wait.
 pub fn reset_at_epoch(headers: &HeaderMap, name: &str) -> Option<Duration> {
     let epoch: i64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
-    let wait = epoch - chrono::Utc::now().timestamp();
-    Some(Duration::from_secs(wait.max(0).unsigned_abs()))
+    let now = headers
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map_or_else(|| chrono::Utc::now().timestamp(), |d| d.timestamp());
+    Some(Duration::from_secs((epoch - now).max(0).unsigned_abs()))
 }
 
 /// A reset header holding the seconds until a rate-limit window ends (OneLogin's

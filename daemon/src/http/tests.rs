@@ -167,6 +167,7 @@ async fn the_token_cache_renews_before_expiry_and_after_a_refusal() {
             Ok::<_, ()>(Token {
                 value: Secret::new(format!("t{n}")),
                 lifetime: Duration::from_secs(lifetime),
+                portable: true,
             })
         }
     };

@@ -15,6 +15,8 @@ use crate::secrets::{Secret, SecretKey, Secrets};
 pub struct Token {
     pub value: Secret,
     pub lifetime: Duration,
+    /// Whether another process may use it (a DPoP-bound token is bound to this process's key).
+    pub portable: bool,
 }
 
 struct Cached {
@@ -107,7 +109,7 @@ impl TokenCache {
         let token = fetch().await?;
         let margin = (token.lifetime / 5).min(Duration::from_secs(300));
         let renew_in = token.lifetime.saturating_sub(margin);
-        if let Some(store) = &self.store {
+        if let Some(store) = self.store.as_ref().filter(|_| token.portable) {
             store.save(&token.value, renew_in);
         }
         *current = Some(Cached {
@@ -141,10 +143,11 @@ impl TokenCache {
 #[derive(Debug)]
 pub enum TokenError {
     Http(HttpError),
-    /// The endpoint refused: its status and body, for the vendor's classification. The body
-    /// is never logged as it is (token endpoints may echo what was sent).
+    /// The endpoint refused: its status, headers and body, for the vendor's classification.
+    /// The body is never logged as it is (token endpoints may echo what was sent).
     Refused {
         status: u16,
+        headers: reqwest::header::HeaderMap,
         body: Vec<u8>,
     },
 }
@@ -154,6 +157,8 @@ struct TokenResponse {
     access_token: String,
     #[serde(default)]
     expires_in: Option<Seconds>,
+    #[serde(default)]
+    token_type: Option<String>,
 }
 
 /// `expires_in` as a number (the RFC) or a string (some endpoints).
@@ -174,6 +179,27 @@ impl Seconds {
     }
 }
 
+/// What a token request sends: a form (the RFC) or JSON (OneLogin).
+pub enum TokenBody<'a> {
+    Form(&'a [(&'a str, &'a str)]),
+    Json(serde_json::Value),
+}
+
+/// A token request: the endpoint, the body, HTTP Basic client authentication when given, and
+/// extra headers (a DPoP proof).
+pub struct TokenRequest<'a> {
+    pub url: &'a str,
+    pub body: TokenBody<'a>,
+    pub basic: Option<(&'a str, &'a Secret)>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// A token and the type the endpoint gave it (`Bearer`, `DPoP`).
+pub struct Issued {
+    pub token: Token,
+    pub token_type: String,
+}
+
 /// POSTs `form` to the token endpoint `url` (with HTTP Basic client authentication when
 /// `basic` is given) and reads the token. Temporary failures are retried like any request;
 /// a refusal is not.
@@ -186,16 +212,39 @@ pub async fn request_token(
     form: &[(&str, &str)],
     basic: Option<(&str, &Secret)>,
 ) -> Result<Token, TokenError> {
+    let request = TokenRequest {
+        url,
+        body: TokenBody::Form(form),
+        basic,
+        headers: Vec::new(),
+    };
+    Ok(request_token_with(http, &request).await?.token)
+}
+
+/// [`request_token`] with any body and headers, returning the token's type too.
+///
+/// # Errors
+/// As [`request_token`].
+pub async fn request_token_with(
+    http: &Http,
+    request: &TokenRequest<'_>,
+) -> Result<Issued, TokenError> {
     let answer = http
         .send(
             |client| {
-                let request = client
-                    .post(url)
-                    .header("Accept", "application/json")
-                    .form(form);
-                match basic {
-                    Some((id, secret)) => request.basic_auth(id, Some(secret.expose())),
-                    None => request,
+                let mut builder = client
+                    .post(request.url)
+                    .header("Accept", "application/json");
+                builder = match &request.body {
+                    TokenBody::Form(form) => builder.form(form),
+                    TokenBody::Json(json) => builder.json(json),
+                };
+                for (name, value) in &request.headers {
+                    builder = builder.header(*name, value);
+                }
+                match request.basic {
+                    Some((id, secret)) => builder.basic_auth(id, Some(secret.expose())),
+                    None => builder,
                 }
             },
             standard_verdict,
@@ -205,6 +254,7 @@ pub async fn request_token(
     if !answer.status.is_success() {
         return Err(TokenError::Refused {
             status: answer.status.as_u16(),
+            headers: answer.headers,
             body: answer.body,
         });
     }
@@ -214,12 +264,16 @@ pub async fn request_token(
             message: "the token endpoint's answer has no access_token".into(),
         })
     })?;
-    Ok(Token {
-        value: Secret::new(token.access_token),
-        // An endpoint that does not say is taken at an hour, the usual lifetime.
-        lifetime: token
-            .expires_in
-            .and_then(|s| s.duration())
-            .unwrap_or(Duration::from_secs(3600)),
+    Ok(Issued {
+        token: Token {
+            value: Secret::new(token.access_token),
+            // An endpoint that does not say is taken at an hour, the usual lifetime.
+            lifetime: token
+                .expires_in
+                .and_then(|s| s.duration())
+                .unwrap_or(Duration::from_secs(3600)),
+            portable: true,
+        },
+        token_type: token.token_type.unwrap_or_else(|| "Bearer".into()),
     })
 }

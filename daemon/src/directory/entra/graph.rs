@@ -121,7 +121,7 @@ impl Api for Graph {
             .await
             .map_err(|e| match e {
                 TokenError::Http(e) => http_error("signing in to Microsoft Entra ID", e),
-                TokenError::Refused { status, body } => token_error(config, status, &body),
+                TokenError::Refused { status, body, .. } => token_error(config, status, &body),
             })
     }
 

@@ -131,7 +131,7 @@ impl Api for Admin {
             .await
             .map_err(|e| match e {
                 TokenError::Http(e) => http_error("signing in to Google", e),
-                TokenError::Refused { status, body } => self.token_error(status, &body),
+                TokenError::Refused { status, body, .. } => self.token_error(status, &body),
             })
     }
 
