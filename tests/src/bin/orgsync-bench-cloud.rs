@@ -3,14 +3,18 @@
 //! the same emulator with a fixed per-request latency. Run it through `bench/cloud.sh`, which
 //! builds release binaries first.
 //!
-//! For each directory (`--directory entra,google`): N users and N/50 groups of 50 members
+//! For each directory (`--directory entra,google,okta`): N users and N/50 groups of 50 members
 //! (every tenth group nests the next) in its emulator, pages as large as the vendor allows.
 //! Measured with GNU `time -v` (medians of `--runs`):
 //! - `orgsync test --json` (a full read): wall, peak RSS, requests and bytes Graph served;
 //! - an unchanged `orgsync sync` after a first one (a delta poll): wall and requests, for the CLI
 //!   (a process that opens the state each time) and for `orgsyncd` (a run through its API);
 //! - the reference pattern, in this process: sequential pages of the vendor's default 100 for
-//!   users and groups, then one member listing per group, one after another.
+//!   users and groups, then one member listing per group, one after another (Okta: its
+//!   default pages and a 500 ms pause between groups, measured once: it takes minutes).
+//!
+//! Okta's emulator also enforces a rate limit per endpoint (`--okta-rate-limit`, 600 a minute by
+//! default): the table adds the 429s received and the least time that limit allows.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -22,6 +26,7 @@ use testkit::emulator::Recorded;
 use testkit::google::{GoogleOptions, GoogleServer, Member as GMember, User as GUser};
 use testkit::graph::{GraphOptions, GraphServer, Kind, User, id};
 use testkit::measure::{Usage, machine, median, median_f64, timed};
+use testkit::okta::{OktaOptions, OktaServer, User as OUser};
 use testkit::orgserver::{OrgServer, OrgServerOptions};
 use testkit::tls::TestCa;
 
@@ -44,9 +49,12 @@ struct Args {
     /// default each source's own
     #[arg(long)]
     concurrency: Option<usize>,
-    /// The directories to measure, comma-separated: entra, google
-    #[arg(long, value_delimiter = ',', default_value = "entra,google")]
+    /// The directories to measure, comma-separated: entra, google, okta
+    #[arg(long, value_delimiter = ',', default_value = "entra,google,okta")]
     directory: Vec<String>,
+    /// Okta's rate limit: requests per minute per endpoint
+    #[arg(long, default_value_t = 600)]
+    okta_rate_limit: u64,
 }
 
 const GROUP_SIZE: usize = 50;
@@ -67,6 +75,10 @@ fn main() {
     }
     if args.directory.iter().any(|d| d == "google") {
         report += &runtime.block_on(google(&args));
+        report.push('\n');
+    }
+    if args.directory.iter().any(|d| d == "okta") {
+        report += &runtime.block_on(okta(&args));
     }
     println!("{report}");
     if let Some(out) = &args.out {
@@ -220,6 +232,8 @@ struct Measured {
     test: Usage,
     /// Requests and bytes of the median `test`.
     test_traffic: (usize, usize),
+    /// 429s answered during all the `test` runs.
+    throttled: usize,
     poll: Usage,
     poll_requests: usize,
     daemon_poll: f64,
@@ -230,6 +244,20 @@ struct Measured {
 trait Log {
     fn requests(&self) -> Vec<Recorded>;
     fn clear_requests(&self);
+    /// Starts every rate-limit window afresh, so each measured read starts alike.
+    fn fresh_windows(&self) {}
+}
+
+impl Log for OktaServer {
+    fn requests(&self) -> Vec<Recorded> {
+        OktaServer::requests(self)
+    }
+    fn clear_requests(&self) {
+        OktaServer::clear_requests(self);
+    }
+    fn fresh_windows(&self) {
+        self.set_rate_limit(self.options().rate_limit);
+    }
 }
 
 impl Log for GraphServer {
@@ -254,15 +282,19 @@ impl Log for GoogleServer {
 /// the daemon), `runs` times each.
 async fn measure(inst: &Installation, log: &dyn Log, runs: usize, incremental: bool) -> Measured {
     let (mut tests, mut test_traffic) = (Vec::new(), Vec::new());
+    let mut throttled = 0;
     let (mut polls, mut poll_requests) = (Vec::new(), Vec::new());
     for run in 0..runs {
         eprintln!("run {}", run + 1);
         log.clear_requests();
+        log.fresh_windows();
         tests.push(orgsync_timed(inst, &["test", "--json"]));
         let requests = log.requests();
         test_traffic.push((requests.len(), requests.iter().map(|r| r.bytes).sum()));
+        throttled += requests.iter().filter(|r| r.status == 429).count();
 
         inst.run(&["clear-cache"]).ok();
+        log.fresh_windows();
         orgsync_timed(inst, &["sync"]);
         log.clear_requests();
         polls.push(orgsync_timed(inst, &["sync"]));
@@ -270,6 +302,7 @@ async fn measure(inst: &Installation, log: &dyn Log, runs: usize, incremental: b
     }
     let mut daemon = daemon(inst).await;
     let client = discover(inst).await;
+    log.fresh_windows();
     client.sync(false).await.expect("a sync through the daemon");
     let (mut daemon_polls, mut daemon_requests) = (Vec::new(), Vec::new());
     for _ in 0..runs {
@@ -289,6 +322,7 @@ async fn measure(inst: &Installation, log: &dyn Log, runs: usize, incremental: b
     Measured {
         test: median(tests),
         test_traffic: test_traffic[test_traffic.len() / 2],
+        throttled,
         poll: median(polls),
         poll_requests: poll_requests.iter().copied().max().unwrap_or_default(),
         daemon_poll: median_f64(daemon_polls),
@@ -564,4 +598,142 @@ async fn google_reference_pattern(google: &GoogleServer) -> (f64, usize) {
         requests += made;
     }
     (started.elapsed().as_secs_f64(), requests)
+}
+
+async fn okta(args: &Args) -> String {
+    let n = args.users;
+    let groups = n.div_ceil(GROUP_SIZE);
+    let latency = Duration::from_millis(args.latency_ms);
+    let limit = args.okta_rate_limit;
+    eprintln!("Okta: seeding {n} users and {groups} groups");
+    let okta = OktaServer::start(OktaOptions {
+        page_size: 200,
+        rate_limit: Some(limit),
+        ..OktaOptions::default()
+    })
+    .await;
+    let user_id = |i: usize| format!("00u{i:07}bench");
+    for i in 0..n {
+        okta.upsert_user(OUser::active(&user_id(i), &format!("u{i:07}@example.org")));
+    }
+    for g in 0..groups {
+        let id = format!("00g{g:05}bench");
+        okta.upsert_group(&id, &format!("g{g:05}"));
+        for i in (g * GROUP_SIZE)..((g + 1) * GROUP_SIZE).min(n) {
+            okta.add_member(&id, &user_id(i));
+        }
+    }
+    // Untouched for a day, as most of a directory is between two polls.
+    okta.age(Duration::from_secs(24 * 3600));
+    okta.set_latency(latency);
+    let org = OrgServer::start(OrgServerOptions::default()).await;
+    let inst = Installation::new();
+    inst.use_okta(&okta);
+    inst.set("sync.large_import", "true");
+    inst.login_to(&org);
+    let concurrency = args.concurrency.unwrap_or(8);
+    inst.set("okta.concurrency", &concurrency.to_string());
+    let measured = measure(&inst, &okta, args.runs, true).await;
+    okta.fresh_windows();
+    let (reference, reference_requests, reference_throttled) = okta_reference_pattern(&okta).await;
+    let window = 60.0;
+    // The busiest endpoint is the member listings, one per group: the limit lets `limit` of
+    // them through a window, so all of them take at least this long.
+    let rate_floor = ((groups.saturating_sub(1)) as u64 / limit) as f64 * window
+        + latency.as_secs_f64()
+            * ((groups as u64 % limit).max(1) as f64 / concurrency as f64).ceil();
+    let user_pages = n.div_ceil(200);
+    let mut table = Table {
+        heading: format!(
+            "Okta: {n} users, {groups} groups of {GROUP_SIZE}, emulator with {} ms per request and a rate limit of {limit} requests a minute per endpoint, pages of up to 200; orgsync's concurrency {concurrency}; medians of {} runs (Directory Connector's pattern once: it takes minutes).",
+            args.latency_ms, args.runs
+        ),
+        measured: &measured,
+        // The users' pages of 200, one page of deprovisioned users, the groups' pages of 200,
+        // one member listing per group.
+        fewest: user_pages + 1 + groups.div_ceil(200) + groups,
+        floor_wall: rate_floor,
+        concurrency,
+        reference,
+        reference_requests,
+        poll_name: "incremental poll",
+    }
+    .render();
+    let _ = writeln!(
+        table,
+        "\nRate limit: orgsync received {} 429s in {} full reads (Directory Connector's pattern {reference_throttled}, and it stops at the first); the limit allows the member listings in {rate_floor:.1} s at the least, so orgsync used {:.0} % of the allowed rate.",
+        measured.throttled,
+        args.runs,
+        100.0 * rate_floor / measured.test.wall
+    );
+    table
+}
+
+/// Directory Connector's request pattern for Okta (`directory-connector.md` §3.4): users and
+/// deprovisioned users (no `limit`) side by side, groups, then each group's users with 500 ms
+/// between groups, every page after the previous one. Returns the wall time, the requests and
+/// the 429s it met (it gives up at the first, so it counts them and carries on here).
+async fn okta_reference_pattern(okta: &OktaServer) -> (f64, usize, usize) {
+    let base = okta.base_url();
+    let token = format!("SSWS {}", okta.options().api_token);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let started = Instant::now();
+    let all = |first: String| {
+        let http = http.clone();
+        let token = token.clone();
+        async move {
+            let mut items = Vec::new();
+            let (mut made, mut throttled) = (0, 0);
+            let mut url = Some(first);
+            while let Some(next) = url {
+                made += 1;
+                let answer = http
+                    .get(&next)
+                    .header("Authorization", &token)
+                    .header("Accept", "application/json")
+                    .send()
+                    .await
+                    .expect("an answer");
+                if answer.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    throttled += 1;
+                    url = Some(next);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                url = answer
+                    .headers()
+                    .get_all("link")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find(|v| v.contains("rel=\"next\""))
+                    .and_then(|v| v.split(['<', '>']).nth(1))
+                    .map(str::to_string);
+                let page: Vec<serde_json::Value> = answer.json().await.expect("a JSON array");
+                if page.is_empty() {
+                    break;
+                }
+                items.extend(page);
+            }
+            (items, made, throttled)
+        }
+    };
+    let ((_, a, ta), (_, b, tb)) = tokio::join!(
+        all(format!("{base}/api/v1/users?filter=")),
+        all(format!(
+            "{base}/api/v1/users?filter=status%20eq%20%22DEPROVISIONED%22"
+        ))
+    );
+    let (groups, c, tc) = all(format!("{base}/api/v1/groups?filter=")).await;
+    let (mut requests, mut throttled) = (a + b + c, ta + tb + tc);
+    for group in &groups {
+        let id = group["id"].as_str().expect("a group id");
+        let (_, made, t) = all(format!("{base}/api/v1/groups/{id}/users")).await;
+        requests += made;
+        throttled += t;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    (started.elapsed().as_secs_f64(), requests, throttled)
 }
