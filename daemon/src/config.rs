@@ -19,6 +19,7 @@ pub use crate::directory::entra::config::{EntraConfig, ResolvedEntra};
 pub use crate::directory::google::config::{GoogleConfig, ResolvedGoogle};
 pub use crate::directory::ldap::config::{Encryption, ExternalIdSource, LdapConfig, ResolvedLdap};
 pub use crate::directory::okta::config::{OktaConfig, ResolvedOkta};
+pub use crate::directory::onelogin::config::{GroupsFrom, OneLoginConfig, ResolvedOneLogin};
 
 mod legacy;
 pub use legacy::Moved;
@@ -80,6 +81,9 @@ pub struct Config {
     /// Okta through its Management API (`directory.type = "okta"`).
     #[serde(default)]
     pub okta: OktaConfig,
+    /// OneLogin through its API v2 (`directory.type = "onelogin"`).
+    #[serde(default)]
+    pub onelogin: OneLoginConfig,
     /// What to sync and how.
     #[serde(default)]
     pub sync: SyncConfig,
@@ -105,7 +109,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct DirectoryTable {
     /// The directory orgsync reads: `ldap` (LDAP and Active Directory), `entra` (Microsoft
-    /// Entra ID), `google` (Google Workspace) or `okta`. Its settings are in the table of the
+    /// Entra ID), `google` (Google Workspace), `okta` or `onelogin`. Its settings are in the table of the
     /// same name.
     #[serde(default, rename = "type")]
     pub kind: DirectoryKind,

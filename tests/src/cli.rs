@@ -209,7 +209,7 @@ impl Installation {
                 .expect("write orgsync's stdin");
         }
         drop(child.stdin.take());
-        Run::from(child.wait_with_output().expect("wait for orgsync"))
+        Run::from(blocking(|| child.wait_with_output()).expect("wait for orgsync"))
     }
 
     /// Runs `orgsync <args>`.
@@ -219,13 +219,9 @@ impl Installation {
 
     /// Runs `orgsync <args>` with `dir` as its working directory.
     pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
-        Run::from(
-            self.command(binary("orgsync"))
-                .args(args)
-                .current_dir(dir)
-                .output()
-                .expect("run orgsync"),
-        )
+        let mut command = self.command(binary("orgsync"));
+        command.args(args).current_dir(dir);
+        Run::from(blocking(|| command.output()).expect("run orgsync"))
     }
 
     /// Runs `orgsync sync`, which must read incrementally, then checks with `orgsync test` (a
@@ -308,6 +304,14 @@ impl Installation {
         self.set_secret("okta.token", &okta.options().api_token);
     }
 
+    /// Points the installation at the OneLogin emulator `onelogin` with its API credential.
+    pub fn use_onelogin(&self, onelogin: &crate::onelogin::OneLoginServer) {
+        self.set("directory.type", "onelogin");
+        self.set("onelogin.client_id", &onelogin.options().client_id);
+        self.set("onelogin.api_url", &onelogin.base_url());
+        self.set_secret("onelogin.client_secret", &onelogin.options().client_secret);
+    }
+
     /// Points the installation at a test slapd over plain LDAP, with people under `ou=people`
     /// and groups under `ou=groups`, bound as the rootdn.
     pub fn use_slapd(&self, slapd: &Slapd) {
@@ -319,5 +323,17 @@ impl Installation {
         self.set("ldap.group_path", "ou=groups");
         self.set("ldap.connect_timeout_seconds", "5");
         self.set_secret("ldap.bind_password", slapd.admin_password());
+    }
+}
+
+/// Runs `wait` (a wait for a child process) so that, inside a test's multi-threaded runtime, the
+/// servers' tasks this worker holds move to another: a blocked worker's queued tasks (its LIFO
+/// slot) are not stolen otherwise, and an emulator's answer could wait for the test forever.
+fn blocking<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
     }
 }

@@ -67,6 +67,11 @@ impl Traffic {
         self.lock().faults.push(fault);
     }
 
+    /// Drops every fault not yet answered.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
     }

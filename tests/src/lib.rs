@@ -17,6 +17,8 @@
 //! - [`okta`]: an emulated Okta Management API (users, groups, members) and org token
 //!   endpoint (API tokens, private-key service apps, DPoP), with Link paging, filters, rate
 //!   limits, faults and a request log.
+//! - [`onelogin`]: an emulated OneLogin API (v2 token, users, roles, v1 groups) with cursor
+//!   headers, its three error shapes, the account's rate limit, faults and a request log.
 //! - [`proxy`]: a forward HTTP proxy that records where requests went.
 //! - [`ports`]: free loopback ports, waiting for servers, and the server child processes (stopped
 //!   on drop, with a watchdog in case the test process dies).
@@ -35,6 +37,7 @@ pub mod graph;
 pub mod ldif;
 pub mod measure;
 pub mod okta;
+pub mod onelogin;
 pub mod orgserver;
 pub mod ports;
 pub mod proxy;

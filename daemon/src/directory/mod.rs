@@ -14,6 +14,7 @@ pub mod filter;
 pub mod google;
 pub mod ldap;
 pub mod okta;
+pub mod onelogin;
 
 /// How stored entries are laid out (aliases, member references). A directory copy written in
 /// another format is read again in full rather than continued (2: AD members by objectGUID;
@@ -554,14 +555,18 @@ pub enum DirectoryKind {
     Google,
     /// Okta through its Management API (`[okta]`).
     Okta,
+    /// OneLogin through its API v2 (`[onelogin]`).
+    #[serde(rename = "onelogin")]
+    OneLogin,
 }
 
 impl DirectoryKind {
-    pub const ALL: [DirectoryKind; 4] = [
+    pub const ALL: [DirectoryKind; 5] = [
         DirectoryKind::Ldap,
         DirectoryKind::Entra,
         DirectoryKind::Google,
         DirectoryKind::Okta,
+        DirectoryKind::OneLogin,
     ];
 
     /// The name in the config file, which is also the name of the source's table.
@@ -571,6 +576,7 @@ impl DirectoryKind {
             DirectoryKind::Entra => "entra",
             DirectoryKind::Google => "google",
             DirectoryKind::Okta => "okta",
+            DirectoryKind::OneLogin => "onelogin",
         }
     }
 
@@ -581,6 +587,7 @@ impl DirectoryKind {
             DirectoryKind::Entra => &[entra::CLIENT_SECRET],
             DirectoryKind::Google => &[google::KEY],
             DirectoryKind::Okta => &[okta::TOKEN, okta::PRIVATE_KEY],
+            DirectoryKind::OneLogin => &[onelogin::CLIENT_SECRET],
         }
     }
 
@@ -589,7 +596,7 @@ impl DirectoryKind {
     /// signing in takes.
     pub fn needed_secrets(self, config: &Config) -> Vec<SecretKey> {
         let in_files = match self {
-            DirectoryKind::Ldap | DirectoryKind::Okta => false,
+            DirectoryKind::Ldap | DirectoryKind::Okta | DirectoryKind::OneLogin => false,
             DirectoryKind::Entra => config.entra.certificate_file.is_some(),
             DirectoryKind::Google => config.google.key_file.is_some(),
         };
@@ -615,7 +622,7 @@ impl DirectoryKind {
         match self {
             DirectoryKind::Ldap => config.ldap.warnings(),
             DirectoryKind::Entra => config.entra.warnings(),
-            DirectoryKind::Google => Vec::new(),
+            DirectoryKind::Google | DirectoryKind::OneLogin => Vec::new(),
             DirectoryKind::Okta => config.okta.warnings(),
         }
     }
@@ -629,6 +636,7 @@ pub fn config_tables() -> Vec<(&'static str, RefOr<Schema>)> {
         ("entra", entra::config::EntraConfig::schema()),
         ("google", google::config::GoogleConfig::schema()),
         ("okta", okta::config::OktaConfig::schema()),
+        ("onelogin", onelogin::config::OneLoginConfig::schema()),
     ]
 }
 
@@ -639,6 +647,7 @@ pub fn is_path_key(key: &str) -> bool {
         entra::config::PATH_KEYS,
         google::config::PATH_KEYS,
         okta::config::PATH_KEYS,
+        onelogin::config::PATH_KEYS,
     ]
     .iter()
     .any(|keys| keys.contains(&key))
@@ -651,11 +660,13 @@ pub fn file_paths(config: &mut Config) -> Vec<&mut Option<PathBuf>> {
         entra,
         google,
         okta,
+        onelogin,
         ..
     } = config;
     let paths = ldap.file_paths().into_iter().chain(entra.file_paths());
     let paths = paths.chain(google.file_paths());
-    paths.chain(okta.file_paths()).collect()
+    let paths = paths.chain(okta.file_paths());
+    paths.chain(onelogin.file_paths()).collect()
 }
 
 /// The resolved settings of the source `directory.type` names.
@@ -669,6 +680,7 @@ pub enum Settings {
     Entra(entra::config::ResolvedEntra),
     Google(google::config::ResolvedGoogle),
     Okta(okta::config::ResolvedOkta),
+    OneLogin(onelogin::config::ResolvedOneLogin),
     /// An in-process directory for the engine's unit tests.
     #[cfg(test)]
     Fake(fake::FakeDirectory),
@@ -682,6 +694,7 @@ impl Settings {
             DirectoryKind::Entra => Settings::Entra(config.entra.resolve(problems)),
             DirectoryKind::Google => Settings::Google(config.google.resolve(problems)),
             DirectoryKind::Okta => Settings::Okta(config.okta.resolve(problems)),
+            DirectoryKind::OneLogin => Settings::OneLogin(config.onelogin.resolve(problems)),
         }
     }
 
@@ -692,6 +705,7 @@ impl Settings {
             Settings::Entra(_) => DirectoryKind::Entra.name(),
             Settings::Google(_) => DirectoryKind::Google.name(),
             Settings::Okta(_) => DirectoryKind::Okta.name(),
+            Settings::OneLogin(_) => DirectoryKind::OneLogin.name(),
             #[cfg(test)]
             Settings::Fake(_) => "fake",
         }
@@ -706,6 +720,7 @@ impl Settings {
                 "google.customer or google.domain, google.user_filter and google.group_filter"
             }
             Settings::Okta(_) => "okta.user_filter and okta.group_filter",
+            Settings::OneLogin(_) => "onelogin.user_filter and onelogin.group_filter",
             #[cfg(test)]
             Settings::Fake(_) => "the fake directory",
         }
@@ -718,6 +733,7 @@ impl Settings {
             Settings::Entra(entra) => entra.group_filter.is_set(),
             Settings::Google(google) => !google.group_filter.set.is_all(),
             Settings::Okta(okta) => !okta.group_filter.set.is_all(),
+            Settings::OneLogin(onelogin) => !onelogin.group_filter.set.is_all(),
             _ => false,
         }
     }
@@ -738,6 +754,7 @@ impl Settings {
                 )
             }
             Settings::Okta(okta) => format!("Okta org {}", okta.org),
+            Settings::OneLogin(onelogin) => format!("OneLogin {}", onelogin.base),
             #[cfg(test)]
             Settings::Fake(_) => "fake".into(),
         }
@@ -755,6 +772,7 @@ pub enum Source {
     Entra(entra::EntraDirectory),
     Google(google::GoogleDirectory),
     Okta(okta::OktaDirectory),
+    OneLogin(onelogin::OneLoginDirectory),
     #[cfg(test)]
     Fake(fake::FakeDirectory),
 }
@@ -789,6 +807,12 @@ impl Source {
                 secrets,
                 config.sync.groups,
             )?),
+            Settings::OneLogin(onelogin) => Source::OneLogin(onelogin::OneLoginDirectory::open(
+                onelogin.clone(),
+                &config.http,
+                secrets,
+                config.sync.groups,
+            )?),
             #[cfg(test)]
             Settings::Fake(fake) => Source::Fake(fake.clone()),
         })
@@ -802,6 +826,8 @@ impl Source {
             // The Directory API has no delta query.
             Source::Google(_) => false,
             Source::Okta(okta) => okta.tracks_changes(),
+            // No deletions reported, role changes not dated: every read is full.
+            Source::OneLogin(_) => false,
             #[cfg(test)]
             Source::Fake(fake) => fake.tracks_changes(),
         }
@@ -819,6 +845,7 @@ impl Directory for Source {
             Source::Entra(entra) => entra.read(options, progress).await,
             Source::Google(google) => google.read(options, progress).await,
             Source::Okta(okta) => okta.read(options, progress).await,
+            Source::OneLogin(onelogin) => onelogin.read(options, progress).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.read(options, progress).await,
         }
@@ -834,6 +861,7 @@ impl Directory for Source {
             Source::Entra(entra) => entra.read_changes(watermark, progress).await,
             Source::Google(google) => google.read_changes(watermark, progress).await,
             Source::Okta(okta) => okta.read_changes(watermark, progress).await,
+            Source::OneLogin(onelogin) => onelogin.read_changes(watermark, progress).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.read_changes(watermark, progress).await,
         }
@@ -845,6 +873,7 @@ impl Directory for Source {
             Source::Entra(entra) => entra.follow(on_change).await,
             Source::Google(google) => google.follow(on_change).await,
             Source::Okta(okta) => okta.follow(on_change).await,
+            Source::OneLogin(onelogin) => onelogin.follow(on_change).await,
             #[cfg(test)]
             Source::Fake(fake) => fake.follow(on_change).await,
         }

@@ -112,7 +112,21 @@ impl<A: Api> ApiClient<A> {
         loop {
             let token = self.tokens.get(|| self.api.login(&self.http)).await?;
             let _permit = match &bucket {
-                Some(bucket) => Some(self.pacer.acquire(bucket).await),
+                Some(bucket) => Some(
+                    self.pacer
+                        .acquire(bucket, self.http.max_wait())
+                        .await
+                        .map_err(|wait| {
+                            DirectoryError::new(
+                                Failure::Throttled,
+                                format!(
+                                    "{what} failed: the directory's rate limit is spent for another {} s",
+                                    wait.as_secs()
+                                ),
+                            )
+                            .hint("the next sync tries again; fewer syncs or a higher limit (the vendor's) avoid it")
+                        })?,
+                ),
                 None => None,
             };
             let answer = self

@@ -177,6 +177,11 @@ impl Http {
         &self.client
     }
 
+    /// The longest a request may wait for the server, all waits together.
+    pub fn max_wait(&self) -> Duration {
+        self.settings.retry.total_wait
+    }
+
     /// Sends the request `build` makes (it is built again for every attempt) until `verdict`
     /// says the answer is done, a connection or body failure persists, or the retry budget is
     /// spent. Returns the final answer, whatever its status, for the caller to interpret.

@@ -75,7 +75,11 @@ impl Pacer {
     }
 
     /// Waits until `bucket` has budget for one more request, and counts it in flight.
-    pub async fn acquire(&self, bucket: &str) -> Permit<'_> {
+    ///
+    /// # Errors
+    /// When the budget is spent until a reset further away than `max_wait`: the wait, to say
+    /// so rather than stall the read.
+    pub async fn acquire(&self, bucket: &str, max_wait: Duration) -> Result<Permit<'_>, Duration> {
         loop {
             let answered = self.answered.notified();
             let next = {
@@ -111,11 +115,12 @@ impl Pacer {
             };
             match next {
                 Next::Go => {
-                    return Permit {
+                    return Ok(Permit {
                         pacer: self,
                         bucket: bucket.to_string(),
-                    };
+                    });
                 }
+                Next::Sleep(wait) if wait > max_wait => return Err(wait),
                 Next::Probe => {
                     // Bounded, in case the answer is lost with its request's future.
                     let _ = tokio::time::timeout(Duration::from_secs(1), answered).await;
@@ -144,7 +149,13 @@ impl Pacer {
                 resets_at,
                 in_flight: 0,
             });
-            let new_window = entry.probing || resets_at > entry.resets_at + Duration::from_secs(1);
+            // Answers of one window name the same reset, give or take the second they were
+            // written in; another reset is newer news (a new window, or a limit that changed).
+            let apart = match resets_at > entry.resets_at {
+                true => resets_at - entry.resets_at,
+                false => entry.resets_at - resets_at,
+            };
+            let new_window = entry.probing || apart > Duration::from_secs(1);
             entry.probing = false;
             entry.limit = budget.limit;
             entry.remaining = match new_window {
@@ -180,13 +191,15 @@ fn jitter() -> Duration {
 mod tests {
     use super::*;
 
+    const MAX: Duration = Duration::from_secs(300);
+
     #[tokio::test]
     async fn requests_go_out_until_the_reserve_and_then_wait_for_the_reset() {
         use futures_util::FutureExt;
         let pacer = Pacer::default();
-        let first = pacer.acquire("users").await;
+        let first = pacer.acquire("users", MAX).await.unwrap();
         // Until the first answer tells the budget, nothing else goes out.
-        assert!(pacer.acquire("users").now_or_never().is_none());
+        assert!(pacer.acquire("users", MAX).now_or_never().is_none());
         pacer.observe(
             "users",
             Budget {
@@ -199,15 +212,21 @@ mod tests {
         // 5 left, 2 kept back: three more go out at once (without waiting at all).
         let started = Instant::now();
         let permits: Vec<Permit<'_>> = (0..3)
-            .map(|_| pacer.acquire("users").now_or_never().expect("budget left"))
+            .map(|_| {
+                pacer
+                    .acquire("users", MAX)
+                    .now_or_never()
+                    .expect("budget left")
+                    .unwrap()
+            })
             .collect();
         // The fourth waits for the window to reset.
-        assert!(pacer.acquire("users").now_or_never().is_none());
-        let fourth = pacer.acquire("users").await;
+        assert!(pacer.acquire("users", MAX).now_or_never().is_none());
+        let fourth = pacer.acquire("users", MAX).await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(400));
         drop((permits, fourth));
         // Another bucket is not held up.
-        assert!(pacer.acquire("groups").now_or_never().is_some());
+        assert!(pacer.acquire("groups", MAX).now_or_never().is_some());
     }
 
     #[test]
@@ -223,5 +242,24 @@ mod tests {
         assert_eq!(pacer.lock()["users"].remaining, 100);
         pacer.observe("users", budget(599, 90));
         assert_eq!(pacer.lock()["users"].remaining, 599);
+        // A 429 that names a sooner reset is believed.
+        pacer.observe("users", budget(0, 2));
+        assert_eq!(pacer.lock()["users"].remaining, 0);
+    }
+
+    #[tokio::test]
+    async fn a_reset_beyond_the_wait_allowed_is_an_error_not_a_stall() {
+        let pacer = Pacer::default();
+        drop(pacer.acquire("account", MAX).await.unwrap());
+        pacer.observe(
+            "account",
+            Budget {
+                limit: 5000,
+                remaining: 0,
+                reset_in: Duration::from_secs(3000),
+            },
+        );
+        let waited = pacer.acquire("account", MAX).await.err().unwrap();
+        assert!(waited > MAX);
     }
 }
