@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use testkit::cli::{Installation, emails};
 use testkit::onelogin::{Fault, OneLoginOptions, OneLoginServer, User};
 use testkit::orgserver::{OrgServer, OrgServerOptions};
+use testkit::standalone::Spawned;
 
 fn email(name: &str) -> String {
     format!("{name}@example.com")
@@ -313,4 +314,45 @@ async fn filters_choose_users_and_roles_and_groups_can_be_onelogin_groups() {
         .run(&["config", "set", "onelogin.user_filter", "|not a query"])
         .expect_code(2);
     assert!(out.stderr.contains("name=value"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn the_binary_serves_a_sample_account_with_cursor_paging() {
+    let (server, base) = Spawned::start(env!("CARGO_BIN_EXE_orgsync-test-onelogin"), &[]).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let defaults = OneLoginOptions::default();
+    let refused = client
+        .post(format!("{base}/auth/oauth2/v2/token"))
+        .basic_auth(&defaults.client_id, Some("wrong"))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["status"]["message"], "Authentication Failure");
+    let token: serde_json::Value = client
+        .post(format!("{base}/auth/oauth2/v2/token"))
+        .basic_auth(&defaults.client_id, Some(&defaults.client_secret))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(token["expires_in"], 36000);
+    let page = client
+        .get(format!("{base}/api/2/users?limit=100"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    assert!(!page.headers()["after-cursor"].is_empty());
+    assert!(page.headers().contains_key("x-ratelimit-remaining"));
+    let users: Vec<serde_json::Value> = page.json().await.unwrap();
+    assert_eq!(users.len(), 2);
+    assert!(users[0]["id"].is_u64(), "ids are numbers: {users:?}");
+    server.stop().await;
 }
