@@ -247,6 +247,29 @@ impl Installation {
         }
     }
 
+    /// What `orgsync test --json` reads: the emails of enabled and disabled users, and the
+    /// group names, both sorted.
+    pub fn users_and_groups(&self) -> (Vec<String>, Vec<String>) {
+        let report = self.run(&["test", "--json"]).ok().json();
+        let mut users: Vec<String> = ["enabled", "disabled"]
+            .iter()
+            .flat_map(|state| emails(&report["users"][*state]))
+            .map(str::to_string)
+            .collect();
+        users.sort();
+        let mut groups: Vec<String> = report["groups"]
+            .as_array()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .filter_map(|g| g["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        groups.sort();
+        (users, groups)
+    }
+
     /// `orgsync last-sync users|groups`: the time, or `None` if never.
     pub fn last_sync(&self, what: &str) -> Option<String> {
         let out = self.run(&["last-sync", what]).ok().stdout;

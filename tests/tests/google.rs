@@ -364,31 +364,11 @@ async fn quota_errors_mid_read_recover_and_a_failing_member_listing_removes_nobo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_choose_users_and_groups_by_set_and_native_query() {
     let (company, _org, inst) = setup().await;
-    let users = |inst: &Installation| {
-        let report = inst.run(&["test", "--json"]).ok().json();
-        let mut all: Vec<String> = ["enabled", "disabled"]
-            .iter()
-            .flat_map(|state| {
-                emails(&report["users"][*state])
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        all.sort();
-        let groups: Vec<String> = report["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["name"].as_str().unwrap().to_string())
-            .collect();
-        (all, groups)
-    };
     inst.set(
         "google.user_filter",
         "exclude:ANN@example.com | orgUnitPath='/Engineering'",
     );
-    assert_eq!(users(&inst).0, [email("bob")]);
+    assert_eq!(inst.users_and_groups().0, [email("bob")]);
     let requests = company.google.requests();
     assert!(
         requests
@@ -400,11 +380,11 @@ async fn filters_choose_users_and_groups_by_set_and_native_query() {
 
     inst.set("google.group_filter", "include:platform");
     assert_eq!(
-        users(&inst),
+        inst.users_and_groups(),
         (vec![email("cy")], vec!["Platform".to_string()])
     );
     inst.set("google.group_filter", "|name:Eng*");
-    let (all, groups) = users(&inst);
+    let (all, groups) = inst.users_and_groups();
     assert_eq!(groups, ["Engineering"]);
     assert_eq!(
         all.len(),

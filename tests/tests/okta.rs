@@ -407,32 +407,11 @@ async fn rate_limits_are_respected_and_a_429_storm_removes_nobody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_choose_users_and_groups_by_set_and_native_filter() {
     let (okta, _org, inst) = setup().await;
-    let read = |inst: &Installation| {
-        let report = inst.run(&["test", "--json"]).ok().json();
-        let mut users: Vec<String> = ["enabled", "disabled"]
-            .iter()
-            .flat_map(|state| {
-                emails(&report["users"][*state])
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        users.sort();
-        let mut groups: Vec<String> = report["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["name"].as_str().unwrap().to_string())
-            .collect();
-        groups.sort();
-        (users, groups)
-    };
     inst.set(
         "okta.user_filter",
         "exclude:ANN@example.com | profile.lastName eq \"Engineer\"",
     );
-    assert_eq!(read(&inst).0, [email("bob")]);
+    assert_eq!(inst.users_and_groups().0, [email("bob")]);
     assert!(
         okta.requests().iter().any(|r| r
             .query
@@ -444,11 +423,11 @@ async fn filters_choose_users_and_groups_by_set_and_native_filter() {
 
     inst.set("okta.group_filter", "include:sales");
     assert_eq!(
-        read(&inst),
+        inst.users_and_groups(),
         (vec![email("cy"), email("fay")], vec!["Sales".to_string()])
     );
     inst.set("okta.group_filter", "| type eq \"APP_GROUP\"");
-    let (users, groups) = read(&inst);
+    let (users, groups) = inst.users_and_groups();
     assert_eq!(groups, ["Contractors"]);
     assert_eq!(users.len(), 5, "a native-only filter does not scope users");
 

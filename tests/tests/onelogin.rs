@@ -238,34 +238,13 @@ async fn a_page_failing_half_way_removes_nobody_and_throttling_is_waited_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_choose_users_and_roles_and_groups_can_be_onelogin_groups() {
     let (onelogin, _org, inst) = setup().await;
-    let read = |inst: &Installation| {
-        let report = inst.run(&["test", "--json"]).ok().json();
-        let mut users: Vec<String> = ["enabled", "disabled"]
-            .iter()
-            .flat_map(|state| {
-                emails(&report["users"][*state])
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        users.sort();
-        let mut groups: Vec<String> = report["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["name"].as_str().unwrap().to_string())
-            .collect();
-        groups.sort();
-        (users, groups)
-    };
     inst.set(
         "onelogin.user_filter",
         "exclude:ANN@example.com | email=*@example.com&firstname=a*",
     );
-    assert_eq!(read(&inst).0, Vec::<String>::new());
+    assert_eq!(inst.users_and_groups().0, Vec::<String>::new());
     inst.set("onelogin.user_filter", "|firstname=f*");
-    assert_eq!(read(&inst).0, [email("fay")]);
+    assert_eq!(inst.users_and_groups().0, [email("fay")]);
     assert!(
         onelogin
             .requests()
@@ -276,11 +255,11 @@ async fn filters_choose_users_and_roles_and_groups_can_be_onelogin_groups() {
 
     inst.set("onelogin.group_filter", "include:sales");
     assert_eq!(
-        read(&inst),
+        inst.users_and_groups(),
         (vec![email("cy"), email("fay")], vec!["Sales".to_string()])
     );
     inst.set("onelogin.group_filter", "|name=Eng*");
-    let (users, groups) = read(&inst);
+    let (users, groups) = inst.users_and_groups();
     assert_eq!(groups, ["Engineering"]);
     assert_eq!(users.len(), 6, "a native-only filter does not scope users");
     inst.run(&["config", "unset", "onelogin.group_filter"]).ok();

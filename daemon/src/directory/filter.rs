@@ -168,6 +168,25 @@ pub fn set_of(clause: Clause) -> SetFilter {
     }
 }
 
+/// The filter a setting holds (none: everything), or its problem recorded under `key`.
+pub(crate) fn from_setting(
+    key: &str,
+    value: &Option<String>,
+    problems: &mut Vec<crate::config::Problem>,
+) -> NameFilter {
+    match crate::config::non_blank(value).map(|text| NameFilter::parse(text, true)) {
+        Some(Ok(filter)) => filter,
+        Some(Err(message)) => {
+            problems.push(crate::config::Problem {
+                key: key.into(),
+                message,
+            });
+            NameFilter::default()
+        }
+        None => NameFilter::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -306,6 +306,20 @@ fn redacted_url(url: &reqwest::Url) -> String {
     shown.to_string()
 }
 
+/// Percent-encodes a query parameter's value (everything but RFC 3986's unreserved characters).
+pub fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char);
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
 /// `Retry-After` as a wait: seconds, or an HTTP date (a date in the past is no wait).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();

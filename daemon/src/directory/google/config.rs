@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Problem, non_blank};
-use crate::directory::filter::NameFilter;
+use crate::directory::filter::{NameFilter, from_setting};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -160,21 +160,8 @@ impl GoogleConfig {
             (None, Some(domain)) => Scope::Domain(domain.to_string()),
             (None, None) => Scope::Customer("my_customer".into()),
         };
-        let mut filter = |key: &str, value: &Option<String>| match non_blank(value)
-            .map(|text| NameFilter::parse(text, true))
-        {
-            Some(Ok(filter)) => filter,
-            Some(Err(message)) => {
-                problems.push(Problem {
-                    key: key.into(),
-                    message,
-                });
-                NameFilter::default()
-            }
-            None => NameFilter::default(),
-        };
-        let user_filter = filter("google.user_filter", &self.user_filter);
-        let group_filter = filter("google.group_filter", &self.group_filter);
+        let user_filter = from_setting("google.user_filter", &self.user_filter, problems);
+        let group_filter = from_setting("google.group_filter", &self.group_filter, problems);
         if self.concurrency == 0 || self.concurrency > 64 {
             problems.push(Problem {
                 key: "google.concurrency".into(),

@@ -25,7 +25,7 @@ use crate::directory::{
     Directory, DirectoryError, DirectoryUser, Entries, EntryKind, Failure, FullRead, GroupRecord,
     Progress, ReadOptions, UserRecord, read_each,
 };
-use crate::http::{ApiClient, Http, TokenCache, http_error};
+use crate::http::{ApiClient, Http, TokenCache, encode_query as encode, http_error};
 use crate::secrets::{SecretKey, Secrets};
 
 /// The service account's JSON key, when it is kept as a secret instead of a file.
@@ -229,20 +229,6 @@ impl GoogleDirectory {
         .await?;
         Ok(listed)
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(byte as char);
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 impl Directory for GoogleDirectory {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Problem, non_blank};
-use crate::directory::filter::NameFilter;
+use crate::directory::filter::{NameFilter, from_setting};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -190,21 +190,8 @@ impl OktaConfig {
             }
         };
         crate::config::check_file("okta.ca_file", self.ca_file.as_deref(), problems);
-        let mut filter = |key: &str, value: &Option<String>| match non_blank(value)
-            .map(|text| NameFilter::parse(text, true))
-        {
-            Some(Ok(filter)) => filter,
-            Some(Err(message)) => {
-                problems.push(Problem {
-                    key: key.into(),
-                    message,
-                });
-                NameFilter::default()
-            }
-            None => NameFilter::default(),
-        };
-        let user_filter = filter("okta.user_filter", &self.user_filter);
-        let group_filter = filter("okta.group_filter", &self.group_filter);
+        let user_filter = from_setting("okta.user_filter", &self.user_filter, problems);
+        let group_filter = from_setting("okta.group_filter", &self.group_filter, problems);
         if self.concurrency == 0 || self.concurrency > 32 {
             problems.push(Problem {
                 key: "okta.concurrency".into(),

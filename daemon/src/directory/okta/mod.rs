@@ -30,7 +30,7 @@ use crate::directory::{
     FullRead, GroupRecord, Progress, ReadOptions, UserRecord, read_each,
 };
 use crate::http::jwt::SigningKey;
-use crate::http::{ApiClient, Http, TokenCache, http_error, link_target};
+use crate::http::{ApiClient, Http, TokenCache, encode_query as encode, http_error, link_target};
 use crate::secrets::{SecretKey, Secrets};
 
 /// The API token (`Authorization: SSWS …`).
@@ -333,20 +333,6 @@ fn is_after(stamp: Option<&str>, since: chrono::DateTime<chrono::Utc>) -> bool {
     stamp
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .is_none_or(|at| at > since)
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(byte as char);
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 impl Directory for OktaDirectory {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Problem, non_blank};
-use crate::directory::filter::NameFilter;
+use crate::directory::filter::{NameFilter, from_setting};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -183,10 +183,9 @@ impl OneLoginConfig {
             );
         }
         crate::config::check_file("onelogin.ca_file", self.ca_file.as_deref(), problems);
-        let mut filter = |key: &str, value: &Option<String>| match non_blank(value)
-            .map(|text| NameFilter::parse(text, true))
-        {
-            Some(Ok(filter)) => match filter.native.as_deref().map(check_query) {
+        let mut filter = |key: &str, value: &Option<String>| {
+            let filter = from_setting(key, value, problems);
+            match filter.native.as_deref().map(check_query) {
                 Some(Err(message)) => {
                     problems.push(Problem {
                         key: key.into(),
@@ -195,15 +194,7 @@ impl OneLoginConfig {
                     NameFilter::default()
                 }
                 _ => filter,
-            },
-            Some(Err(message)) => {
-                problems.push(Problem {
-                    key: key.into(),
-                    message,
-                });
-                NameFilter::default()
             }
-            None => NameFilter::default(),
         };
         let user_filter = filter("onelogin.user_filter", &self.user_filter);
         let group_filter = filter("onelogin.group_filter", &self.group_filter);
