@@ -609,6 +609,14 @@ fn group_json(group: &super::Group, base: &str) -> Value {
     })
 }
 
+fn render_users(server: &Server, ids: &[String]) -> Vec<Value> {
+    let inner = server.lock();
+    ids.iter()
+        .filter_map(|id| inner.users.get(id))
+        .map(|u| user_json(u, &server.base_url))
+        .collect()
+}
+
 /// An opaque cursor: the id of the last item of the page.
 fn cursor(id: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("c:{id}"))
@@ -619,12 +627,14 @@ fn read_cursor(after: &str) -> Option<String> {
     text.strip_prefix("c:").map(str::to_string)
 }
 
-/// One page of `items` (sorted by id) after the cursor, with Okta's two `Link` header fields.
+/// One page of the items `keys` name (sorted ids) after the cursor, with Okta's two `Link`
+/// header fields; `render` turns only the page's into JSON (200 of 50,000 users, not all).
 fn page(
     server: &Server,
     path: &str,
     params: &HashMap<String, String>,
-    items: Vec<(String, Value)>,
+    keys: Vec<String>,
+    render: impl FnOnce(&[String]) -> Vec<Value>,
     default_limit: usize,
 ) -> Response {
     let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
@@ -652,8 +662,8 @@ fn page(
             }
         },
     };
-    let start = after.map_or(0, |id| items.partition_point(|(key, _)| *key <= id));
-    let slice: Vec<&(String, Value)> = items.iter().skip(start).take(size).collect();
+    let start = after.map_or(0, |id| keys.partition_point(|key| *key <= id));
+    let slice: Vec<String> = keys.into_iter().skip(start).take(size).collect();
     let mut query: Vec<(String, String)> = params
         .iter()
         .filter(|(k, _)| k.as_str() != "after")
@@ -672,15 +682,14 @@ fn page(
         true => base.clone(),
         false => format!("{base}?{}", encode(&query)),
     };
-    let mut response =
-        Json(Value::Array(slice.iter().map(|(_, v)| v.clone()).collect())).into_response();
+    let mut response = Json(Value::Array(render(&slice))).into_response();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&format!("<{self_link}>; rel=\"self\"")) {
         headers.append("link", value);
     }
     // A full page has a next link, even when nothing follows (the last page is then empty).
     if slice.len() == size
-        && let Some((last, _)) = slice.last()
+        && let Some(last) = slice.last()
     {
         let mut next = query.clone();
         next.push(("after".into(), cursor(last)));
@@ -737,7 +746,7 @@ pub async fn users(
         },
         None => None,
     };
-    let items: Vec<(String, Value)> = {
+    let keys: Vec<String> = {
         let inner = server.lock();
         inner
             .users
@@ -749,15 +758,16 @@ pub async fn users(
                 }
                 None => u.user.status != "DEPROVISIONED",
             })
-            .map(|u| (u.user.id.clone(), user_json(u, &server.base_url)))
+            .map(|u| u.user.id.clone())
             .collect()
     };
+    let render = |ids: &[String]| render_users(&server, ids);
     // Okta answers a query without `limit` with small pages.
     let default_limit = match filter.is_some() || params.contains_key("q") {
         true => 10,
         false => 200,
     };
-    page(&server, path, &params, items, default_limit)
+    page(&server, path, &params, keys, render, default_limit)
 }
 
 /// `GET /api/v1/groups`.
@@ -783,7 +793,7 @@ pub async fn groups(
         None => None,
     };
     let prefix = params.get("q").map(|q| q.to_lowercase());
-    let items: Vec<(String, Value)> = {
+    let keys: Vec<String> = {
         let inner = server.lock();
         inner
             .groups
@@ -803,10 +813,17 @@ pub async fn groups(
                     .as_ref()
                     .is_none_or(|p| g.name.to_lowercase().starts_with(p))
             })
-            .map(|g| (g.id.clone(), group_json(g, &server.base_url)))
+            .map(|g| g.id.clone())
             .collect()
     };
-    page(&server, path, &params, items, 10_000)
+    let render = |ids: &[String]| {
+        let inner = server.lock();
+        ids.iter()
+            .filter_map(|id| inner.groups.get(id))
+            .map(|g| group_json(g, &server.base_url))
+            .collect()
+    };
+    page(&server, path, &params, keys, render, 10_000)
 }
 
 /// `GET /api/v1/groups/{id}/users`.
@@ -825,19 +842,26 @@ pub async fn members(
     ) {
         return *response;
     }
-    let items: Option<Vec<(String, Value)>> = {
+    let keys: Option<Vec<String>> = {
         let inner = server.lock();
         inner.groups.get(&id).map(|group| {
             group
                 .members
                 .iter()
-                .filter_map(|m| inner.users.get(m))
-                .map(|u| (u.user.id.clone(), user_json(u, &server.base_url)))
+                .filter(|m| inner.users.contains_key(*m))
+                .cloned()
                 .collect()
         })
     };
-    match items {
-        Some(items) => page(&server, &path, &params, items, 1000),
+    match keys {
+        Some(keys) => page(
+            &server,
+            &path,
+            &params,
+            keys,
+            |ids| render_users(&server, ids),
+            1000,
+        ),
         None => okta_error(
             StatusCode::NOT_FOUND,
             "E0000007",
