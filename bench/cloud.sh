@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks orgsync's cloud directory reads (Entra ID) against the fewest requests the read needs
+# Benchmarks orgsync's cloud directory reads (Entra ID, Google Workspace, Okta) against the fewest requests the read needs
 # and against Directory Connector's request pattern, in one run against the same emulator, and
 # prints a markdown table; see bench/README.md. Arguments go to orgsync-bench-cloud, e.g.
 #   bench/cloud.sh --users 50000 --latency-ms 20 --runs 3
