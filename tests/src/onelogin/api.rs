@@ -185,12 +185,14 @@ fn read_cursor(cursor: &str, binding: &str) -> Option<usize> {
     (bound == binding).then(|| offset.parse().ok()).flatten()
 }
 
-/// One v2 page with the paging headers.
+/// One v2 page of the items `keys` name, with the paging headers; `render` turns only the
+/// page's into JSON.
 fn page(
     server: &Server,
     path: &str,
     params: &HashMap<String, String>,
-    items: Vec<Value>,
+    keys: Vec<u64>,
+    render: impl FnOnce(&[u64]) -> Vec<Value>,
 ) -> Response {
     let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
         None => 50,
@@ -218,9 +220,9 @@ fn page(
             None => return flat_error(StatusCode::BAD_REQUEST, "bad request", "Invalid cursor"),
         },
     };
-    let total = items.len();
+    let total = keys.len();
     let end = (offset + size).min(total);
-    let slice: Vec<Value> = items[offset.min(end)..end].to_vec();
+    let slice: Vec<Value> = render(&keys[offset.min(end)..end]);
     let pages = total.div_ceil(size).max(1);
     let mut response = Json(Value::Array(slice.clone())).into_response();
     let headers = response.headers_mut();
@@ -310,7 +312,7 @@ pub async fn users(
             &format!("Invalid query parameter: {unknown}"),
         );
     }
-    let items: Vec<Value> = {
+    let keys: Vec<u64> = {
         let inner = server.lock();
         inner
             .users
@@ -332,6 +334,13 @@ pub async fn users(
                         .get("updated_since")
                         .is_none_or(|since| updated.as_str() > since.as_str())
             })
+            .map(|(u, _)| u.id)
+            .collect()
+    };
+    let render = |ids: &[u64]| {
+        let inner = server.lock();
+        ids.iter()
+            .filter_map(|id| inner.users.get(id))
             .map(|(u, updated)| {
                 json!({
                     "id": u.id, "email": u.email, "username": u.username,
@@ -343,7 +352,7 @@ pub async fn users(
             })
             .collect()
     };
-    page(&server, "/api/2/users", &params, items)
+    page(&server, "/api/2/users", &params, keys, render)
 }
 
 /// `GET /api/2/roles`.
@@ -365,14 +374,25 @@ pub async fn roles(
             &format!("Invalid query parameter: {unknown}"),
         );
     }
-    let items: Vec<Value> = server
+    let keys: Vec<u64> = server
         .lock()
         .roles
         .iter()
         .filter(|(_, (name, _))| params.get("name").is_none_or(|p| wildcard(p, name)))
-        .map(|(id, (name, _))| json!({"id": id, "name": name}))
+        .map(|(id, _)| *id)
         .collect();
-    page(&server, "/api/2/roles", &params, items)
+    let render = |ids: &[u64]| {
+        let inner = server.lock();
+        ids.iter()
+            .filter_map(|id| {
+                inner
+                    .roles
+                    .get(id)
+                    .map(|(name, _)| json!({"id": id, "name": name}))
+            })
+            .collect()
+    };
+    page(&server, "/api/2/roles", &params, keys, render)
 }
 
 /// `GET /api/2/roles/{id}/users`.
@@ -385,7 +405,7 @@ pub async fn role_users(
     if let Err(response) = authorize(&server, &headers, false) {
         return *response;
     }
-    let items: Option<Vec<Value>> = {
+    let keys: Option<Vec<u64>> = {
         let inner = server.lock();
         id.parse::<u64>()
             .ok()
@@ -393,13 +413,26 @@ pub async fn role_users(
             .map(|(_, users)| {
                 users
                     .iter()
-                    .filter_map(|u| inner.users.get(u))
-                    .map(|(u, _)| json!({"id": u.id, "username": u.username, "email": u.email}))
+                    .filter(|u| inner.users.contains_key(*u))
+                    .copied()
                     .collect()
             })
     };
-    match items {
-        Some(items) => page(&server, &format!("/api/2/roles/{id}/users"), &params, items),
+    let render = |ids: &[u64]| {
+        let inner = server.lock();
+        ids.iter()
+            .filter_map(|id| inner.users.get(id))
+            .map(|(u, _)| json!({"id": u.id, "username": u.username, "email": u.email}))
+            .collect()
+    };
+    match keys {
+        Some(keys) => page(
+            &server,
+            &format!("/api/2/roles/{id}/users"),
+            &params,
+            keys,
+            render,
+        ),
         None => v2_error(
             StatusCode::NOT_FOUND,
             "NotFoundError",
