@@ -11,6 +11,8 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 /// A fault to inject: requests whose path and query contain `path_contains` pass `skip` times,
 /// then the next `remaining` get `status` (with `Retry-After` when given), or have their answer
@@ -175,4 +177,45 @@ fn cut_off() -> Response {
         .header("content-type", "application/json")
         .body(Body::from_stream(futures_util::stream::iter(chunks)))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// An emulator's listener on 127.0.0.1 (`port` 0: a free one), and its address.
+///
+/// # Panics
+/// When the port cannot be bound.
+pub async fn bind(port: u16) -> (TcpListener, std::net::SocketAddr) {
+    let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+        .await
+        .expect("bind the emulator on 127.0.0.1");
+    let addr = listener.local_addr().expect("the emulator's address");
+    (listener, addr)
+}
+
+/// A running emulator's server task; dropping it stops the server.
+pub struct Served {
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Served {
+    /// Serves `app` on `listener` until dropped; `name` is for the log.
+    pub fn start(listener: TcpListener, app: axum::Router, name: &'static str) -> Served {
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!("{name} emulator stopped: {e}");
+            }
+        });
+        Served { shutdown: Some(tx) }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
 }

@@ -24,7 +24,6 @@ mod api;
 pub use api::SCOPES;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -35,10 +34,8 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use crate::emulator::{Emulation, Traffic};
+use crate::emulator::{Emulation, Served, Traffic};
 pub use crate::emulator::{Fault, Recorded};
 
 /// How to start a [`GoogleServer`].
@@ -170,7 +167,8 @@ impl Server {
 /// A running emulator; dropping it stops it.
 pub struct GoogleServer {
     server: Arc<Server>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// The server task (none for the controls' handle on the same state).
+    _served: Option<Served>,
 }
 
 impl GoogleServer {
@@ -180,10 +178,7 @@ impl GoogleServer {
     /// # Panics
     /// When the port cannot be bound or the certificate cannot be read.
     pub async fn start(options: GoogleOptions) -> GoogleServer {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)))
-            .await
-            .expect("bind the Google emulator on 127.0.0.1");
-        let addr = listener.local_addr().expect("the emulator's address");
+        let (listener, addr) = crate::emulator::bind(options.port).await;
         let traffic = Arc::new(Traffic::default());
         traffic.set_latency(options.latency);
         let server = Arc::new(Server {
@@ -219,18 +214,9 @@ impl GoogleServer {
                 crate::emulator::middleware,
             ))
             .with_state(server.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("Google emulator stopped: {e}");
-            }
-        });
         GoogleServer {
             server,
-            shutdown: Some(tx),
+            _served: Some(Served::start(listener, app, "Google")),
         }
     }
 
@@ -343,14 +329,6 @@ impl GoogleServer {
 
     pub fn clear_requests(&self) {
         self.server.traffic.clear_requests();
-    }
-}
-
-impl Drop for GoogleServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

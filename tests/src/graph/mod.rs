@@ -30,16 +30,12 @@ mod api;
 mod control;
 mod state;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-use crate::emulator::Traffic;
 pub use crate::emulator::{Fault, Recorded as GraphRequest};
+use crate::emulator::{Served, Traffic};
 use state::{Inner, Shared, Tenant};
 pub use state::{Kind, User};
 
@@ -102,7 +98,8 @@ pub(crate) struct Server {
 /// A running emulator; dropping it stops it.
 pub struct GraphServer {
     server: Arc<Server>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// The server task (none for the controls' handle on the same state).
+    _served: Option<Served>,
 }
 
 impl GraphServer {
@@ -111,10 +108,7 @@ impl GraphServer {
     /// # Panics
     /// When the port cannot be bound or the certificate cannot be read.
     pub async fn start(options: GraphOptions) -> GraphServer {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)))
-            .await
-            .expect("bind the Graph emulator on 127.0.0.1");
-        let addr = listener.local_addr().expect("the emulator's address");
+        let (listener, addr) = crate::emulator::bind(options.port).await;
         let certificate = options.certificate.as_ref().map(|path| {
             use rustls::pki_types::CertificateDer;
             use rustls::pki_types::pem::PemObject;
@@ -146,18 +140,9 @@ impl GraphServer {
             options,
         });
         let app = control::router(server.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("Graph emulator stopped: {e}");
-            }
-        });
         GraphServer {
             server,
-            shutdown: Some(tx),
+            _served: Some(Served::start(listener, app, "Graph")),
         }
     }
 
@@ -256,14 +241,6 @@ impl GraphServer {
     /// Forgets the request log.
     pub fn clear_requests(&self) {
         self.server.traffic.clear_requests();
-    }
-}
-
-impl Drop for GraphServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

@@ -28,7 +28,6 @@
 mod api;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,10 +37,8 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use crate::emulator::{Emulation, Traffic};
+use crate::emulator::{Emulation, Served, Traffic};
 pub use crate::emulator::{Fault, Recorded};
 
 /// The scopes a service app is granted by default.
@@ -183,7 +180,8 @@ pub(crate) fn now() -> String {
 /// A running emulator; dropping it stops it.
 pub struct OktaServer {
     server: Arc<Server>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// The server task (none for the controls' handle on the same state).
+    _served: Option<Served>,
 }
 
 impl OktaServer {
@@ -193,10 +191,7 @@ impl OktaServer {
     /// # Panics
     /// When the port cannot be bound.
     pub async fn start(options: OktaOptions) -> OktaServer {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)))
-            .await
-            .expect("bind the Okta emulator on 127.0.0.1");
-        let addr = listener.local_addr().expect("the emulator's address");
+        let (listener, addr) = crate::emulator::bind(options.port).await;
         let traffic = Arc::new(Traffic::default());
         traffic.set_latency(options.latency);
         let server = Arc::new(Server {
@@ -235,18 +230,9 @@ impl OktaServer {
                 crate::emulator::middleware,
             ))
             .with_state(server.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("Okta emulator stopped: {e}");
-            }
-        });
         OktaServer {
             server,
-            shutdown: Some(tx),
+            _served: Some(Served::start(listener, app, "Okta")),
         }
     }
 
@@ -416,14 +402,6 @@ impl OktaServer {
     }
 }
 
-impl Drop for OktaServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 /// The test controls under `/_test/` (ours, not Okta's; never recorded, failed or limited):
 /// `GET requests`; `POST users` (a [`User`]), `users/status` `{id, status}`, `groups`
 /// `{id, name}`, `members` `{group, user}`, `members/remove` `{group, user}`, `fault` (a
@@ -453,7 +431,7 @@ fn control() -> Router<Arc<Server>> {
     fn emulator(s: &Arc<Server>) -> OktaServer {
         OktaServer {
             server: s.clone(),
-            shutdown: None,
+            _served: None,
         }
     }
     Router::new()

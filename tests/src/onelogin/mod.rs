@@ -23,7 +23,6 @@
 mod api;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -33,10 +32,8 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use crate::emulator::{Emulation, Traffic};
+use crate::emulator::{Emulation, Served, Traffic};
 pub use crate::emulator::{Fault, Recorded};
 
 /// How to start a [`OneLoginServer`].
@@ -134,7 +131,8 @@ pub(crate) fn now() -> String {
 /// A running emulator; dropping it stops it.
 pub struct OneLoginServer {
     server: Arc<Server>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// The server task (none for the controls' handle on the same state).
+    _served: Option<Served>,
 }
 
 impl OneLoginServer {
@@ -143,10 +141,7 @@ impl OneLoginServer {
     /// # Panics
     /// When the port cannot be bound.
     pub async fn start(options: OneLoginOptions) -> OneLoginServer {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)))
-            .await
-            .expect("bind the OneLogin emulator on 127.0.0.1");
-        let addr = listener.local_addr().expect("the emulator's address");
+        let (listener, addr) = crate::emulator::bind(options.port).await;
         let traffic = Arc::new(Traffic::default());
         traffic.set_latency(options.latency);
         let server = Arc::new(Server {
@@ -182,18 +177,9 @@ impl OneLoginServer {
                 crate::emulator::middleware,
             ))
             .with_state(server.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("OneLogin emulator stopped: {e}");
-            }
-        });
         OneLoginServer {
             server,
-            shutdown: Some(tx),
+            _served: Some(Served::start(listener, app, "OneLogin")),
         }
     }
 
@@ -277,14 +263,6 @@ impl OneLoginServer {
     }
 }
 
-impl Drop for OneLoginServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 /// The test controls under `/_test/` (ours, not OneLogin's; never recorded, failed or
 /// limited): `GET requests`; `POST users` (a [`User`]), `users/delete` `{id}`, `roles`
 /// `{id, name}`, `roles/assign` `{role, user}`, `roles/unassign` `{role, user}`, `fault` (a
@@ -309,7 +287,7 @@ fn control() -> Router<Arc<Server>> {
     fn emulator(s: &Arc<Server>) -> OneLoginServer {
         OneLoginServer {
             server: s.clone(),
-            shutdown: None,
+            _served: None,
         }
     }
     Router::new()
