@@ -285,6 +285,72 @@ fn wildcard(pattern: &str, value: &str) -> bool {
     true
 }
 
+/// The users the attribute parameters select (`email`, `username`, `firstname`, `lastname`
+/// with `*`, `directory_id`, `updated_since`), in id order.
+fn selected_users(server: &Server, params: &HashMap<String, String>) -> Vec<u64> {
+    const FILTERS: &[&str] = &[
+        "email",
+        "username",
+        "firstname",
+        "lastname",
+        "directory_id",
+        "updated_since",
+    ];
+    let inner = server.lock();
+    // Most listings select everyone: no need to test 50,000 users against nothing.
+    if !FILTERS.iter().any(|f| params.contains_key(*f)) {
+        return inner.users.keys().copied().collect();
+    }
+    inner
+        .users
+        .values()
+        .filter(|(u, updated)| {
+            let text = |field: &str, value: Option<&str>| {
+                params
+                    .get(field)
+                    .is_none_or(|p| value.is_some_and(|v| wildcard(p, v)))
+            };
+            text("email", u.email.as_deref())
+                && text("username", u.username.as_deref())
+                && text("firstname", Some(&u.firstname))
+                && text("lastname", Some(&u.lastname))
+                && params.get("directory_id").is_none_or(|d| {
+                    u.directory_id.map(|x| x.to_string()).as_deref() == Some(d.as_str())
+                })
+                && params
+                    .get("updated_since")
+                    .is_none_or(|since| updated.as_str() > since.as_str())
+        })
+        .map(|(u, _)| u.id)
+        .collect()
+}
+
+/// The first query parameter not in `known`, answered as `unknown` shapes it.
+fn unknown_parameter(
+    params: &HashMap<String, String>,
+    known: &[&str],
+    unknown: fn(StatusCode, &str, &str) -> Response,
+) -> Option<Response> {
+    let name = params.keys().find(|k| !known.contains(&k.as_str()))?;
+    Some(unknown(
+        StatusCode::BAD_REQUEST,
+        "bad request",
+        &format!("Invalid query parameter: {name}"),
+    ))
+}
+
+const USER_PARAMETERS: &[&str] = &[
+    "limit",
+    "cursor",
+    "email",
+    "username",
+    "firstname",
+    "lastname",
+    "directory_id",
+    "updated_since",
+    "fields",
+];
+
 /// `GET /api/2/users`.
 pub async fn users(
     State(server): State<Arc<Server>>,
@@ -294,49 +360,10 @@ pub async fn users(
     if let Err(response) = authorize(&server, &headers, false) {
         return *response;
     }
-    const KNOWN: &[&str] = &[
-        "limit",
-        "cursor",
-        "email",
-        "username",
-        "firstname",
-        "lastname",
-        "directory_id",
-        "updated_since",
-        "fields",
-    ];
-    if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return flat_error(
-            StatusCode::BAD_REQUEST,
-            "bad request",
-            &format!("Invalid query parameter: {unknown}"),
-        );
+    if let Some(response) = unknown_parameter(&params, USER_PARAMETERS, flat_error) {
+        return response;
     }
-    let keys: Vec<u64> = {
-        let inner = server.lock();
-        inner
-            .users
-            .values()
-            .filter(|(u, updated)| {
-                let text = |field: &str, value: Option<&str>| {
-                    params
-                        .get(field)
-                        .is_none_or(|p| value.is_some_and(|v| wildcard(p, v)))
-                };
-                text("email", u.email.as_deref())
-                    && text("username", u.username.as_deref())
-                    && text("firstname", Some(&u.firstname))
-                    && text("lastname", Some(&u.lastname))
-                    && params.get("directory_id").is_none_or(|d| {
-                        u.directory_id.map(|x| x.to_string()).as_deref() == Some(d.as_str())
-                    })
-                    && params
-                        .get("updated_since")
-                        .is_none_or(|since| updated.as_str() > since.as_str())
-            })
-            .map(|(u, _)| u.id)
-            .collect()
-    };
+    let keys = selected_users(&server, &params);
     let render = |ids: &[u64]| {
         let inner = server.lock();
         ids.iter()
@@ -355,6 +382,49 @@ pub async fn users(
     page(&server, "/api/2/users", &params, keys, render)
 }
 
+/// `GET /api/1/users`: the v1 envelope; each user carries `role_id`, the ids of its roles.
+pub async fn users_v1(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = authorize(&server, &headers, true) {
+        return *response;
+    }
+    let known: Vec<&str> = USER_PARAMETERS
+        .iter()
+        .copied()
+        .filter(|p| *p != "cursor")
+        .chain(["after_cursor"])
+        .collect();
+    if let Some(response) = unknown_parameter(&params, &known, v1_error) {
+        return response;
+    }
+    let keys = selected_users(&server, &params);
+    let render = |ids: &[u64]| {
+        let inner = server.lock();
+        ids.iter()
+            .filter_map(|id| inner.users.get(id))
+            .map(|(u, updated)| {
+                let roles: Vec<u64> = inner
+                    .roles
+                    .iter()
+                    .filter(|(_, (_, members))| members.contains(&u.id))
+                    .map(|(role, _)| *role)
+                    .collect();
+                json!({
+                    "id": u.id, "email": u.email, "username": u.username,
+                    "firstname": u.firstname, "lastname": u.lastname,
+                    "status": u.status, "state": 1, "directory_id": u.directory_id,
+                    "group_id": u.group_id, "role_id": roles, "external_id": null,
+                    "created_at": updated, "updated_at": updated, "last_login": null,
+                })
+            })
+            .collect()
+    };
+    v1_page(&server, "/api/1/users", &params, keys, render)
+}
+
 /// `GET /api/2/roles`.
 pub async fn roles(
     State(server): State<Arc<Server>>,
@@ -364,35 +434,60 @@ pub async fn roles(
     if let Err(response) = authorize(&server, &headers, false) {
         return *response;
     }
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !["limit", "cursor", "name", "fields"].contains(&k.as_str()))
+    if let Some(response) =
+        unknown_parameter(&params, &["limit", "cursor", "name", "fields"], flat_error)
     {
-        return flat_error(
-            StatusCode::BAD_REQUEST,
-            "bad request",
-            &format!("Invalid query parameter: {unknown}"),
-        );
+        return response;
     }
-    let keys: Vec<u64> = server
+    let keys = selected_roles(&server, &params);
+    page(&server, "/api/2/roles", &params, keys, |ids| {
+        render_roles(&server, ids)
+    })
+}
+
+/// `GET /api/1/roles`: the v1 envelope.
+pub async fn roles_v1(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = authorize(&server, &headers, true) {
+        return *response;
+    }
+    if let Some(response) = unknown_parameter(
+        &params,
+        &["limit", "after_cursor", "name", "fields"],
+        v1_error,
+    ) {
+        return response;
+    }
+    let keys = selected_roles(&server, &params);
+    v1_page(&server, "/api/1/roles", &params, keys, |ids| {
+        render_roles(&server, ids)
+    })
+}
+
+/// The roles whose name matches `name` (with `*`), in id order.
+fn selected_roles(server: &Server, params: &HashMap<String, String>) -> Vec<u64> {
+    server
         .lock()
         .roles
         .iter()
         .filter(|(_, (name, _))| params.get("name").is_none_or(|p| wildcard(p, name)))
         .map(|(id, _)| *id)
-        .collect();
-    let render = |ids: &[u64]| {
-        let inner = server.lock();
-        ids.iter()
-            .filter_map(|id| {
-                inner
-                    .roles
-                    .get(id)
-                    .map(|(name, _)| json!({"id": id, "name": name}))
-            })
-            .collect()
-    };
-    page(&server, "/api/2/roles", &params, keys, render)
+        .collect()
+}
+
+fn render_roles(server: &Server, ids: &[u64]) -> Vec<Value> {
+    let inner = server.lock();
+    ids.iter()
+        .filter_map(|id| {
+            inner
+                .roles
+                .get(id)
+                .map(|(name, _)| json!({"id": id, "name": name}))
+        })
+        .collect()
 }
 
 /// `GET /api/2/roles/{id}/users`.
@@ -441,7 +536,7 @@ pub async fn role_users(
     }
 }
 
-/// `GET /api/1/groups`: the v1 envelope, `pagination.next_link` absolute.
+/// `GET /api/1/groups`: the v1 envelope.
 pub async fn groups(
     State(server): State<Arc<Server>>,
     headers: HeaderMap,
@@ -450,29 +545,68 @@ pub async fn groups(
     if let Err(response) = authorize(&server, &headers, true) {
         return *response;
     }
-    let size = server.options.page_size;
-    let offset: usize = match params.get("after_cursor").map(|c| read_cursor(c, "groups")) {
-        None => 0,
-        Some(Some(offset)) => offset,
-        Some(None) => return v1_error(StatusCode::BAD_REQUEST, "bad request", "Invalid cursor"),
+    if let Some(response) = unknown_parameter(&params, &["limit", "after_cursor"], v1_error) {
+        return response;
+    }
+    let keys: Vec<u64> = server.lock().groups.keys().copied().collect();
+    v1_page(&server, "/api/1/groups", &params, keys, |ids| {
+        let inner = server.lock();
+        ids.iter()
+            .filter_map(|id| inner.groups.get(id).map(|name| (id, name)))
+            .map(|(id, name)| json!({"id": id, "name": name, "reference": null}))
+            .collect()
+    })
+}
+
+/// One v1 page (at most 50 items, or `limit`) of the items `keys` name in the envelope
+/// `{status, pagination: {before_cursor, after_cursor, previous_link, next_link}, data}`,
+/// `next_link` absolute and null on the last page; `render` turns only the page's into JSON.
+fn v1_page(
+    server: &Server,
+    path: &str,
+    params: &HashMap<String, String>,
+    keys: Vec<u64>,
+    render: impl FnOnce(&[u64]) -> Vec<Value>,
+) -> Response {
+    let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) if (1..=50).contains(&n) => n,
+        Some(_) => return v1_error(StatusCode::BAD_REQUEST, "bad request", "Invalid limit"),
     };
-    let all: Vec<Value> = server
-        .lock()
-        .groups
+    let size = limit.min(server.options.page_size);
+    let mut binding: Vec<String> = params
         .iter()
-        .map(|(id, name)| json!({"id": id, "name": name, "reference": null}))
+        .filter(|(k, _)| k.as_str() != "after_cursor")
+        .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    let end = (offset + size).min(all.len());
-    let next = (end < all.len()).then(|| cursor(end, "groups"));
+    binding.sort();
+    let binding = binding.join("&");
+    let offset = match params.get("after_cursor") {
+        None => 0,
+        Some(c) => match read_cursor(c, &format!("{path}?{binding}")) {
+            Some(offset) => offset,
+            None => return v1_error(StatusCode::BAD_REQUEST, "bad request", "Invalid cursor"),
+        },
+    };
+    let end = (offset + size).min(keys.len());
+    let before =
+        (offset > 0).then(|| cursor(offset.saturating_sub(size), &format!("{path}?{binding}")));
+    let after = (end < keys.len()).then(|| cursor(end, &format!("{path}?{binding}")));
+    let link = |c: &Option<String>| {
+        c.as_ref().map(|c| {
+            let sep = if binding.is_empty() { "" } else { "&" };
+            format!("{}{path}?{binding}{sep}after_cursor={c}", server.base_url)
+        })
+    };
     Json(json!({
         "status": {"error": false, "code": 200, "type": "success", "message": "Success"},
         "pagination": {
-            "before_cursor": null,
-            "after_cursor": next,
-            "previous_link": null,
-            "next_link": next.as_ref().map(|c| format!("{}/api/1/groups?after_cursor={c}", server.base_url)),
+            "before_cursor": before,
+            "after_cursor": after,
+            "previous_link": link(&before),
+            "next_link": link(&after),
         },
-        "data": all[offset.min(end)..end],
+        "data": render(&keys[offset.min(end)..end]),
     }))
     .into_response()
 }

@@ -12,7 +12,8 @@
 //!   `firstname`, `lastname` (with `*`), `directory_id`, `updated_since`, and role `name`;
 //!   an unknown parameter answers 400 in the flat error shape, an unknown role 404 in the v2
 //!   shape.
-//! - `GET /api/1/groups`: the v1 envelope with `pagination.next_link`, `bearer:<token>`.
+//! - `GET /api/1/users` (each with `role_id`), `/api/1/roles`, `/api/1/groups`: the v1
+//!   envelope with `pagination.next_link`, pages of at most 50, `bearer:<token>`.
 //! - The account's budget (`X-RateLimit-Limit/Remaining/Reset`, the reset in seconds) on every
 //!   answer, 429 once it is spent.
 //!
@@ -162,6 +163,8 @@ impl OneLoginServer {
             .route("/api/2/users", get(api::users))
             .route("/api/2/roles", get(api::roles))
             .route("/api/2/roles/{id}/users", get(api::role_users))
+            .route("/api/1/users", get(api::users_v1))
+            .route("/api/1/roles", get(api::roles_v1))
             .route("/api/1/groups", get(api::groups))
             .fallback(api::not_found)
             .layer(middleware::from_fn_with_state(
@@ -231,6 +234,11 @@ impl OneLoginServer {
 
     pub fn upsert_group(&self, id: u64, name: &str) {
         self.server.lock().groups.insert(id, name.into());
+    }
+
+    /// Starts the account's rate-limit window afresh.
+    pub fn fresh_window(&self) {
+        self.server.lock().window = (Instant::now(), 0);
     }
 
     /// Whether the credential may read users ("Read users" or more, not "Authentication Only").
