@@ -7,6 +7,8 @@
 #   openssl                   test certificate authorities
 #   systemd                   systemd-analyze, -sysusers and -tmpfiles for the packaging checks
 #   dbus dbus-bin gnome-keyring  a private Secret Service keyring for the keyring tests
+#   libsecret-tools           secret-tool, to write Directory Connector's keyring entries as
+#                             its libsecret does (the import-bwdc keyring test)
 #   libgtk-3-dev              building orgsync-tray (tao / tray-icon link GTK 3)
 #   libayatana-appindicator3-1  the tray icon at run time (loaded with dlopen)
 #   xvfb xauth x11-utils trayer xdotool imagemagick dunst
@@ -16,7 +18,7 @@ set -euo pipefail
 
 packages=(slapd ldap-utils openssl ca-certificates samba samba-ad-dc samba-ad-provision ldb-tools
   systemd
-  dbus dbus-bin gnome-keyring
+  dbus dbus-bin gnome-keyring libsecret-tools
   libgtk-3-dev libayatana-appindicator3-1 xvfb xauth x11-utils trayer xdotool imagemagick dunst)
 
 missing=()

@@ -81,7 +81,7 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 }
 
 impl Context {
-    fn plan_options(&self) -> PlanOptions {
+    fn plan_options(&self, remove_held: bool) -> PlanOptions {
         let sync = &self.config.sync;
         PlanOptions {
             sync_users: sync.users,
@@ -94,6 +94,7 @@ impl Context {
             max_removals: self.config.safety.max_removals,
             max_removal_percent: self.config.safety.max_removal_percent,
             user_scope: self.config.directory.user_scope(),
+            remove_held,
         }
     }
 
@@ -138,11 +139,22 @@ impl Context {
         snapshot
     }
 
-    fn plan(&self, mut snapshot: Snapshot, warnings: Vec<String>) -> Result<Plan, RunError> {
+    /// The plan of this read; `remove_held` removes the members held since the switch from
+    /// Directory Connector that the directory does not return.
+    fn plan(
+        &self,
+        mut snapshot: Snapshot,
+        warnings: Vec<String>,
+        remove_held: bool,
+    ) -> Result<Plan, RunError> {
         let config = self.config.warnings.iter().cloned();
         snapshot.warnings.splice(0..0, config.chain(warnings));
         let synced = self.state.synced()?;
-        Ok(plan::plan(&snapshot, &synced, &self.plan_options()))
+        Ok(plan::plan(
+            &snapshot,
+            &synced,
+            &self.plan_options(remove_held),
+        ))
     }
 
     /// The dry run: what the directory holds and what a sync would change. Changes nothing.
@@ -159,7 +171,7 @@ impl Context {
             .entries
             .into_snapshot(self.config.sync.users, self.config.sync.groups);
         let snapshot = self.scoped(snapshot);
-        let plan = self.plan(snapshot, read.warnings)?;
+        let plan = self.plan(snapshot, read.warnings, false)?;
         tracing::debug!(
             "test: read the directory in {read_time:?}, planned in {:?}",
             started.elapsed() - read_time
@@ -228,7 +240,9 @@ impl Context {
             groups: self.config.sync.groups.then(|| rfc3339(started)),
             reconciled: None,
         };
-        let reconcile = self.reconcile_due(started)?;
+        // Removing the members held since the switch from Directory Connector needs everyone read.
+        let reconcile =
+            self.reconcile_due(started)? || (options.allow_removals && self.state.has_held()?);
         let read = self.read(&fingerprint, reconcile, progress).await?;
 
         // Nothing changed since the last recorded sync: the organization already matches.
@@ -250,7 +264,11 @@ impl Context {
                 sent_because: None,
             });
         }
-        let plan = self.plan(self.snapshot(read.entries()), read.warnings())?;
+        let plan = self.plan(
+            self.snapshot(read.entries()),
+            read.warnings(),
+            options.allow_removals,
+        )?;
         if !plan.conflicts.is_empty() {
             return Err(RunError::DuplicateEmails(plan.conflicts));
         }
@@ -543,6 +561,42 @@ fn refused(refusal: &Option<Refusal>, options: SyncOptions) -> Option<Refusal> {
         return None;
     }
     Some(refusal.clone())
+}
+
+/// What [`take_over`] found in the organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TakenOver {
+    pub members: usize,
+    pub groups: usize,
+}
+
+/// Takes over an organization another tool kept in step (`orgsync import-bwdc`): logs in with
+/// `key`, then records the directory-managed members and groups the organization holds as
+/// synced, every member held until a read returns it ([`crate::plan::SyncedState::held`]), so
+/// the first sync invites nobody again and removes nobody who left before the switch without
+/// the admin's word. `Ok(None)` when the server cannot list its members (Vaultwarden).
+pub async fn take_over(
+    server: &ResolvedServer,
+    state: &State,
+    secrets: &Secrets,
+    key: &ApiKey,
+) -> Result<Option<TakenOver>, RunError> {
+    login(server, state, secrets, key).await?;
+    let client = OrgClient::new(server, &state.device_id()?)?;
+    let token = secrets
+        .get(SecretKey::ACCESS_TOKEN)?
+        .as_ref()
+        .and_then(AccessToken::from_stored)
+        .ok_or(RunError::NotLoggedIn)?;
+    let Some(mut roster) = client.roster(&token).await? else {
+        return Ok(None);
+    };
+    roster.held = roster.members.keys().cloned().collect();
+    state.adopt(key.organization_id(), &roster)?;
+    Ok(Some(TakenOver {
+        members: roster.members.len(),
+        groups: roster.groups.len(),
+    }))
 }
 
 /// The stored API key (or the one in ORGSYNC_CLIENT_ID / ORGSYNC_CLIENT_SECRET), if any.

@@ -4,6 +4,7 @@
 //! Modules in the order a sync flows through them (see ARCHITECTURE.md):
 
 pub mod api;
+pub mod bwdc;
 pub mod config;
 pub mod crash;
 pub mod directory;

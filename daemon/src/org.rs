@@ -46,6 +46,31 @@ pub struct ImportMember {
     pub deleted: bool,
 }
 
+/// The directory-managed part of an organization, as its public API lists it.
+pub type Roster = crate::plan::SyncedState;
+
+/// A member as `GET /public/members` lists it (the fields orgsync reads).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicMember {
+    id: String,
+    email: Option<String>,
+    external_id: Option<String>,
+}
+
+/// A group as `GET /public/groups` lists it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicGroup {
+    id: String,
+    name: String,
+    external_id: Option<String>,
+}
+
+fn non_empty(text: Option<String>) -> Option<String> {
+    text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
 /// An organization API key.
 #[derive(Clone, Debug)]
 pub struct ApiKey {
@@ -238,6 +263,114 @@ impl OrgClient {
             status,
             body: error_message(status, &String::from_utf8_lossy(&answer.body)),
         })
+    }
+
+    /// What the organization holds, through Bitwarden's public members and groups API: its
+    /// members and groups that have an externalId (the directory-managed ones), as a synced
+    /// state. `Ok(None)` when the server has no such API (Vaultwarden).
+    pub async fn roster(&self, token: &AccessToken) -> Result<Option<Roster>, OrgError> {
+        let Some(members) = self
+            .get_list::<PublicMember>(token, "/public/members")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let groups = self
+            .get_list::<PublicGroup>(token, "/public/groups")
+            .await?
+            .unwrap_or_default();
+        let mut roster = Roster::default();
+        let mut by_id = std::collections::HashMap::new();
+        for member in members {
+            let (Some(external_id), Some(email)) = (non_empty(member.external_id), member.email)
+            else {
+                continue;
+            };
+            by_id.insert(member.id, external_id.clone());
+            roster
+                .members
+                .insert(external_id, email.trim().to_lowercase());
+        }
+        for group in groups {
+            let Some(external_id) = non_empty(group.external_id) else {
+                continue;
+            };
+            let path = format!("/public/groups/{}/member-ids", group.id);
+            let ids: Vec<String> = self.get_json(token, &path).await?.unwrap_or_default();
+            let mut members: Vec<String> =
+                ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
+            members.sort();
+            roster.groups.insert(
+                external_id,
+                crate::plan::SyncedGroup {
+                    name: group.name,
+                    members,
+                },
+            );
+        }
+        Ok(Some(roster))
+    }
+
+    /// A public API list (`{"object": "list", "data": [...]}`); `None` when the server does not
+    /// have the endpoint.
+    async fn get_list<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &AccessToken,
+        path: &str,
+    ) -> Result<Option<Vec<T>>, OrgError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct List<T> {
+            data: Vec<T>,
+            #[serde(default)]
+            continuation_token: Option<String>,
+        }
+        let Some(list) = self.get_json::<List<T>>(token, path).await? else {
+            return Ok(None);
+        };
+        // A list is complete or it is an error: the public API documents no way to follow one.
+        if list.continuation_token.is_some() {
+            return Err(OrgError::Protocol {
+                url: format!("{}{path}", self.urls.api),
+                message: "the server sent only part of the list (a continuationToken)".into(),
+            });
+        }
+        Ok(Some(list.data))
+    }
+
+    /// GET a public API path as JSON; `None` for 404, 405 or 501 (no such endpoint).
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &AccessToken,
+        path: &str,
+    ) -> Result<Option<T>, OrgError> {
+        let url = format!("{}{path}", self.urls.api);
+        let answer = self
+            .send(|client| {
+                self.with_client_headers(client.get(&url))
+                    .bearer_auth(token.token.expose())
+                    .header("Accept", "application/json")
+            })
+            .await?;
+        let status = answer.status.as_u16();
+        match status {
+            200..=299 => {
+                serde_json::from_slice(&answer.body)
+                    .map(Some)
+                    .map_err(|e| OrgError::Protocol {
+                        url,
+                        message: format!(
+                            "the answer is not what Bitwarden's public API sends ({e})"
+                        ),
+                    })
+            }
+            404 | 405 | 501 => Ok(None),
+            401 | 403 => Err(OrgError::Unauthorized { status }),
+            _ => Err(OrgError::Rejected {
+                status,
+                body: error_message(status, &String::from_utf8_lossy(&answer.body)),
+            }),
+        }
     }
 
     fn with_client_headers(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

@@ -37,6 +37,10 @@ pub struct SyncedState {
     pub members: BTreeMap<String, String>,
     /// externalId → group as last sent.
     pub groups: BTreeMap<String, SyncedGroup>,
+    /// Members taken over from the organization (`orgsync import-bwdc`) that no directory read
+    /// has returned since: people who left before the switch, whom Directory Connector never
+    /// removed. They are removed only when the admin says so (`sync --allow-removals`).
+    pub held: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +65,8 @@ pub struct PlanOptions {
     /// The settings that decide which users the directory returns, named in the refusal when
     /// it returned none (e.g. `ldap.root_path, ldap.user_path and ldap.user_filter`).
     pub user_scope: &'static str,
+    /// Remove the held members ([`SyncedState::held`]) the directory does not return.
+    pub remove_held: bool,
 }
 
 /// Everything a run needs to decide and report. The import requests, their hash and the next
@@ -82,6 +88,8 @@ pub struct Plan {
     kept_groups: Vec<String>,
     /// externalId → the synced email, for members removed under an email the directory changed.
     removal_emails: BTreeMap<String, String>,
+    /// Held members ([`SyncedState::held`]) this read did not return: they stay held.
+    still_held: BTreeSet<String>,
     /// Tombstones removed by the email only the synced state knows: like missing members,
     /// their removal depends on the state, so it is not part of the hash (once accepted, they
     /// drop out of the next plan, and the unchanged directory hashes the same again).
@@ -304,6 +312,10 @@ impl Plan {
         } else {
             previous.members.clone()
         };
+        let held = match self.users_synced {
+            true => self.still_held.clone(),
+            false => previous.held.clone(),
+        };
         let groups = if self.groups_synced {
             let kept = self
                 .kept_groups
@@ -325,7 +337,11 @@ impl Plan {
         } else {
             previous.groups.clone()
         };
-        SyncedState { members, groups }
+        SyncedState {
+            members,
+            groups,
+            held,
+        }
     }
 }
 
@@ -402,8 +418,23 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         }
     }
 
+    // Held members the directory does not return stay held; the others are seen now.
+    let mut still_held: BTreeSet<String> = match snapshot.users.is_some() && !state.held.is_empty()
+    {
+        true => {
+            let read_ids: FxHashSet<&str> =
+                users_read.iter().map(|u| u.external_id.as_str()).collect();
+            state
+                .held
+                .iter()
+                .filter(|id| !read_ids.contains(id.as_str()) && state.members.contains_key(*id))
+                .cloned()
+                .collect()
+        }
+        false => BTreeSet::new(),
+    };
     // Members that orgsync synced before and that the directory no longer returns at all.
-    let missing: Vec<(&String, &String)> = if snapshot.users.is_some()
+    let mut missing: Vec<(&String, &String)> = if snapshot.users.is_some()
         && (options.remove_missing_users || options.overwrite_existing)
         && !state.members.is_empty()
     {
@@ -416,6 +447,26 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
     } else {
         Vec::new()
     };
+    let mut kept_members = kept_members;
+    if !still_held.is_empty() {
+        let (held, leaving): (Vec<_>, Vec<_>) = missing
+            .into_iter()
+            .partition(|(id, _)| still_held.contains(*id));
+        missing = leaving;
+        match options.remove_held {
+            true => missing.extend(held),
+            false => {
+                warnings.push(held_warning(&held));
+                kept_members.extend(
+                    held.iter()
+                        .map(|(id, email)| ((*id).clone(), (*email).clone())),
+                );
+            }
+        }
+        if options.remove_held {
+            still_held.clear();
+        }
+    }
     if options.overwrite_existing && !options.remove_missing_users && !missing.is_empty() {
         warnings.push(format!(
             "sync.overwrite_existing is on: the server will remove {} member(s) that are no longer in the directory",
@@ -465,11 +516,29 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
         kept_members,
         kept_groups,
         removal_emails,
+        still_held,
         state_removals,
         options: options.clone(),
         users_synced: snapshot.users.is_some(),
         groups_synced: snapshot.groups.is_some(),
     }
+}
+
+/// Says who left the directory before the switch from Directory Connector and stays until the
+/// admin removes them.
+fn held_warning(held: &[(&String, &String)]) -> String {
+    let mut emails: Vec<&str> = held.iter().map(|(_, email)| email.as_str()).collect();
+    emails.sort_unstable();
+    let shown = &emails[..emails.len().min(10)];
+    let more = match emails.len() - shown.len() {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "{} member(s) left the directory before the switch from Directory Connector, which never removed them: {}{more}. They stay until you remove them: `orgsync sync --allow-removals`",
+        emails.len(),
+        shown.join(", ")
+    )
 }
 
 /// Says who is invited although disabled (with `remove_disabled` off, as in Directory

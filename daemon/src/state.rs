@@ -19,6 +19,9 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("members");
 /// externalId → JSON [`StoredGroup`].
 const GROUPS: TableDefinition<&str, &str> = TableDefinition::new("groups");
+/// externalIds of members taken over from the organization that no read has returned since
+/// ([`SyncedState::held`]).
+const HELD: TableDefinition<&str, ()> = TableDefinition::new("held_members");
 /// run id → JSON `orgsync_proto::api::RunRecord`, the daemon's run history.
 const RUNS: TableDefinition<u64, &str> = TableDefinition::new("runs");
 /// The directory copy that incremental reads update: entry key → JSON [`UserRecord`].
@@ -227,6 +230,7 @@ impl State {
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
             txn.open_table(GROUPS).map_err(|e| self.error(e))?;
+            txn.open_table(HELD).map_err(|e| self.error(e))?;
             txn.open_table(RUNS).map_err(|e| self.error(e))?;
             txn.open_table(COPY_USERS).map_err(|e| self.error(e))?;
             txn.open_table(COPY_DISABLED).map_err(|e| self.error(e))?;
@@ -346,7 +350,94 @@ impl State {
                 },
             );
         }
-        Ok(SyncedState { members, groups })
+        let mut held = std::collections::BTreeSet::new();
+        // A state written before held members existed has no such table.
+        match txn.open_table(HELD) {
+            Ok(table) => {
+                for row in table.iter().map_err(|e| self.error(e))? {
+                    held.insert(row.map_err(|e| self.error(e))?.0.value().to_string());
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(self.error(e)),
+        }
+        Ok(SyncedState {
+            members,
+            groups,
+            held,
+        })
+    }
+
+    /// Whether members taken over from the organization are still held ([`SyncedState::held`]).
+    pub fn has_held(&self) -> Result<bool, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        match txn.open_table(HELD) {
+            Ok(table) => Ok(!table.is_empty().map_err(|e| self.error(e))?),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Takes over what the organization holds (`orgsync import-bwdc`): its directory-managed
+    /// members and groups become the synced state, every member held until a read returns it.
+    /// Only for a state that has synced nothing yet.
+    ///
+    /// # Errors
+    /// When this installation has synced before: its own state is the truth then.
+    pub fn adopt(&self, organization_id: &str, adopted: &SyncedState) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            let synced_before = meta.get(KEY_HASH).map_err(|e| self.error(e))?.is_some()
+                || !txn
+                    .open_table(MEMBERS)
+                    .map_err(|e| self.error(e))?
+                    .is_empty()
+                    .map_err(|e| self.error(e))?;
+            if synced_before {
+                return Err(StateError::Database {
+                    path: self.path.clone(),
+                    message: "this installation has synced before; its own record of the organization is kept (nothing was taken over)".into(),
+                });
+            }
+            meta.insert(KEY_ORGANIZATION, organization_id)
+                .map_err(|e| self.error(e))?;
+        }
+        self.write_synced(&txn, adopted)?;
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// Replaces the synced members, groups and held members inside `txn`.
+    fn write_synced(
+        &self,
+        txn: &redb::WriteTransaction,
+        synced: &SyncedState,
+    ) -> Result<(), StateError> {
+        let mut members = txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
+        members.retain(|_, _| false).map_err(|e| self.error(e))?;
+        for (id, email) in &synced.members {
+            members
+                .insert(id.as_str(), email.as_str())
+                .map_err(|e| self.error(e))?;
+        }
+        let mut groups = txn.open_table(GROUPS).map_err(|e| self.error(e))?;
+        groups.retain(|_, _| false).map_err(|e| self.error(e))?;
+        for (id, group) in &synced.groups {
+            let json = serde_json::to_string(&StoredGroup {
+                name: group.name.clone(),
+                members: group.members.clone(),
+            })
+            .map_err(|e| self.error(e))?;
+            groups
+                .insert(id.as_str(), json.as_str())
+                .map_err(|e| self.error(e))?;
+        }
+        let mut held = txn.open_table(HELD).map_err(|e| self.error(e))?;
+        held.retain(|_, _| false).map_err(|e| self.error(e))?;
+        for id in &synced.held {
+            held.insert(id.as_str(), ()).map_err(|e| self.error(e))?;
+        }
+        Ok(())
     }
 
     /// Records an accepted sync: the new synced state, the request hash and the sync times, in
@@ -361,26 +452,8 @@ impl State {
     ) -> Result<(), StateError> {
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         self.write_copy(&txn, copy)?;
+        self.write_synced(&txn, synced)?;
         {
-            let mut members = txn.open_table(MEMBERS).map_err(|e| self.error(e))?;
-            members.retain(|_, _| false).map_err(|e| self.error(e))?;
-            for (id, email) in &synced.members {
-                members
-                    .insert(id.as_str(), email.as_str())
-                    .map_err(|e| self.error(e))?;
-            }
-            let mut groups = txn.open_table(GROUPS).map_err(|e| self.error(e))?;
-            groups.retain(|_, _| false).map_err(|e| self.error(e))?;
-            for (id, group) in &synced.groups {
-                let json = serde_json::to_string(&StoredGroup {
-                    name: group.name.clone(),
-                    members: group.members.clone(),
-                })
-                .map_err(|e| self.error(e))?;
-                groups
-                    .insert(id.as_str(), json.as_str())
-                    .map_err(|e| self.error(e))?;
-            }
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             meta.insert(KEY_HASH, hash).map_err(|e| self.error(e))?;
             meta.insert(KEY_ORGANIZATION, organization_id)
@@ -595,6 +668,8 @@ impl State {
             members.retain(|_, _| false).map_err(|e| self.error(e))?;
             let mut groups = txn.open_table(GROUPS).map_err(|e| self.error(e))?;
             groups.retain(|_, _| false).map_err(|e| self.error(e))?;
+            let mut held = txn.open_table(HELD).map_err(|e| self.error(e))?;
+            held.retain(|_, _| false).map_err(|e| self.error(e))?;
             self.forget_sync_cache(&txn)?;
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             meta.insert(KEY_ORGANIZATION, organization_id)
@@ -737,6 +812,23 @@ mod tests {
         assert_eq!(state.sync_times().unwrap(), times);
         assert_eq!(state.copy_info().unwrap(), Some(info));
         assert_eq!(state.copy_entries().unwrap(), entries);
+    }
+
+    #[test]
+    fn an_organization_is_taken_over_only_by_a_state_that_synced_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        let mut adopted = sample();
+        adopted.held = adopted.members.keys().cloned().collect();
+        assert!(!state.has_held().unwrap());
+        state.adopt("org", &adopted).unwrap();
+        assert_eq!(state.synced().unwrap(), adopted);
+        assert!(state.has_held().unwrap());
+        assert_eq!(state.organization_id().unwrap().as_deref(), Some("org"));
+        let again = state.adopt("org", &adopted).unwrap_err();
+        assert!(again.to_string().contains("has synced before"), "{again}");
+        state.reset_for_organization("other").unwrap();
+        assert!(!state.has_held().unwrap());
     }
 
     #[test]

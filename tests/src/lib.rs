@@ -1,6 +1,8 @@
 //! The test kit: servers that orgsync's end-to-end tests start on loopback, and helpers to run the
 //! real binaries against them.
 //!
+//! - [`bwdc`]: Bitwarden Directory Connector's `data.json` and import request, to leave an
+//!   organization as the connector left it.
 //! - [`cli`]: runs the real `orgsync` binary in an isolated installation.
 //! - [`daemon`]: starts and stops the real `orgsyncd` for such an installation (SIGTERM, SIGKILL)
 //!   and finds its API (`daemon.json`, `api-token`).
@@ -28,6 +30,7 @@
 //! - [`standalone`]: what the test servers' binaries share (logging, runtime, signals).
 //! - [`samba`]: a private Samba AD domain controller per test on its own 127.0.0.N.
 
+pub mod bwdc;
 pub mod cli;
 pub mod daemon;
 pub mod emulator;

@@ -73,3 +73,63 @@ fn an_explicit_keyring_backend_without_a_keyring_is_a_clear_error() {
     );
     assert!(out.stderr.contains("secrets.backend"), "{}", out.stderr);
 }
+
+/// Directory Connector's secrets as it keeps them on Linux: Secret Service items with the
+/// attributes `service` = "Bitwarden Directory Connector" and `account` = the key, each value
+/// JSON-encoded (written here with libsecret's own `secret-tool`, as the connector's libsecret
+/// does). `import-bwdc` reads them and stores them in orgsync's own keyring entries.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connectors_keychain_secrets_are_imported() {
+    use serde_json::json;
+    use testkit::bwdc;
+    use testkit::orgserver::{OrgServer, OrgServerOptions};
+    let org = OrgServer::start(OrgServerOptions::default()).await;
+    let inst = Installation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "id": "3a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+        "orgUrl": "https://example.okta.com",
+        "token": bwdc::STORED_SECURELY,
+    });
+    bwdc::write(
+        dir.path(),
+        &bwdc::data_json(&org, 3, config, bwdc::sync_options(), false),
+    );
+    let store = |account: &str, value: &str| {
+        format!(
+            "printf '%s' '{}' | secret-tool store --label='Bitwarden Directory Connector' service 'Bitwarden Directory Connector' account '{account}'\n",
+            serde_json::to_string(value).unwrap()
+        )
+    };
+    let script = [
+        store(
+            "secretOkta:3a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+            "00okta-token-Zq9",
+        ),
+        store("apiKeyClientId", &org.client_id()),
+        store("apiKeyClientSecret", &org.client_secret()),
+        format!("\"$ORGSYNC\" import-bwdc '{}'\n", dir.path().display()),
+        "\"$ORGSYNC\" config show\n".into(),
+        "\"$ORGSYNC\" status --json\n".into(),
+    ]
+    .concat();
+    let run = in_keyring_session(&inst, &script).ok();
+    for expected in [
+        "okta.token: found (keyring entry \"Bitwarden Directory Connector\" / secretOkta:3a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d)",
+        "org.client_secret: found (keyring entry",
+        "Stored okta.token in the desktop keyring",
+        "Logged in to organization",
+        "okta.token: set (desktop keyring",
+        r#""loggedIn": true"#,
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "missing {expected:?} in:\n{}",
+            run.stdout
+        );
+    }
+    for secret in ["00okta-token-Zq9", org.client_secret().as_str()] {
+        assert!(!run.stdout.contains(secret), "secret shown: {}", run.stdout);
+    }
+    assert!(!inst.data_dir().join("secrets.json").exists());
+}

@@ -671,3 +671,54 @@ fn disabled_users_invited_anyway_are_said_to_be() {
     let plan = super::plan(&snapshot(dir, vec![]), &SyncedState::default(), &options);
     assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
 }
+
+#[test]
+fn members_taken_over_stay_until_the_admin_removes_who_left_before_the_switch() {
+    // Taken over from the organization: u0..u9, every one held; u8 and u9 have left.
+    let mut state = synced(10);
+    state.held = state.members.keys().cloned().collect();
+    let snap = snapshot(users(8), Vec::new());
+    let kept = plan(&snap, &state, &options());
+    assert!(kept.diff.remove.is_empty(), "{:?}", kept.diff.remove);
+    assert!(kept.diff.invite.is_empty());
+    assert!(kept.refusal.is_none());
+    assert!(
+        kept.warnings.iter().any(|w| w
+            .starts_with("2 member(s) left the directory before the switch")
+            && w.contains("u8@x.com, u9@x.com")),
+        "{:?}",
+        kept.warnings
+    );
+    let next = kept.next_state(&state);
+    assert_eq!(next.members.len(), 10, "the leavers stay synced");
+    assert_eq!(
+        next.held.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["u8", "u9"],
+        "who was read is no longer held"
+    );
+
+    // The admin's word removes them; a later leaver is removed as usual.
+    let removed = plan(
+        &snap,
+        &next,
+        &PlanOptions {
+            remove_held: true,
+            ..options()
+        },
+    );
+    let gone: Vec<&str> = removed
+        .diff
+        .remove
+        .iter()
+        .map(|r| r.email.as_str())
+        .collect();
+    assert_eq!(gone, ["u8@x.com", "u9@x.com"]);
+    assert!(removed.next_state(&next).held.is_empty());
+    let later = plan(&snapshot(users(7), Vec::new()), &next, &options());
+    let gone: Vec<&str> = later.diff.remove.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(
+        gone,
+        ["u7@x.com"],
+        "u7 was seen after the switch: an ordinary leaver"
+    );
+}

@@ -507,3 +507,119 @@ fn is_dotnet_email(email: &str) -> bool {
     };
     at > 0 && at != email.len() - 1 && email.rfind('@') == Some(at) && !email.contains(['\r', '\n'])
 }
+
+// ---- The public members and groups API (Bitwarden only) -------------------------------------
+
+/// A GUID for an emulator id, as Bitwarden's ids look.
+fn guid(id: u64) -> String {
+    format!("00000000-0000-4000-8000-{id:012x}")
+}
+
+/// A group's GUID, from its externalId (groups have no other stable key here).
+fn group_guid(external_id: &str) -> String {
+    let hash = external_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    guid(hash & 0xffff_ffff_ffff)
+}
+
+/// The public API's answers need a Bitwarden server and a valid token; Vaultwarden has no such
+/// endpoints (its catch-all 404).
+fn public_api(shared: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    if !shared.flavour.is_bitwarden() {
+        return Err(Box::new(errors::rocket_catcher(
+            StatusCode::NOT_FOUND,
+            headers,
+        )));
+    }
+    authorize(shared, headers).map_err(|refusal| Box::new(refusal.into_response(headers)))
+}
+
+/// `GET /api/public/members`: `{"object": "list", "data": [MemberResponseModel…],
+/// "continuationToken": null}`.
+pub(crate) async fn members(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(response) = public_api(&shared, &headers) {
+        return *response;
+    }
+    let inner = shared.lock();
+    let data: Vec<Value> = inner
+        .org
+        .members
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "object": "member",
+                "id": guid(m.id),
+                "userId": null,
+                "name": null,
+                "email": m.email,
+                "twoFactorEnabled": false,
+                "status": match m.public_status() {
+                    super::MemberStatus::Invited => 0,
+                    super::MemberStatus::Accepted => 1,
+                    super::MemberStatus::Confirmed => 2,
+                    super::MemberStatus::Revoked => -1,
+                },
+                "collections": [],
+                "type": match m.kind {
+                    super::MemberType::Owner => 0,
+                    super::MemberType::Admin => 1,
+                    super::MemberType::User => 2,
+                },
+                "externalId": m.external_id,
+                "resetPasswordEnrolled": false,
+                "ssoExternalId": null,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({"object": "list", "data": data, "continuationToken": null}))
+        .into_response()
+}
+
+/// `GET /api/public/groups`.
+pub(crate) async fn groups(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(response) = public_api(&shared, &headers) {
+        return *response;
+    }
+    let inner = shared.lock();
+    let data: Vec<Value> = inner
+        .org
+        .groups
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "object": "group",
+                "id": group_guid(&g.external_id),
+                "name": g.name,
+                "externalId": g.external_id,
+                "collections": [],
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({"object": "list", "data": data, "continuationToken": null}))
+        .into_response()
+}
+
+/// `GET /api/public/groups/{id}/member-ids`: the members' GUIDs; 404 for an unknown group.
+pub(crate) async fn group_member_ids(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = public_api(&shared, &headers) {
+        return *response;
+    }
+    let inner = shared.lock();
+    match inner
+        .org
+        .groups
+        .iter()
+        .find(|g| group_guid(&g.external_id) == id)
+    {
+        Some(group) => {
+            let ids: Vec<String> = group.members.iter().map(|m| guid(*m)).collect();
+            axum::Json(ids).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

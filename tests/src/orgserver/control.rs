@@ -48,6 +48,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/identity/connect/token", post(identity::token))
         .route("/api/public/organization/import", post(api::import))
+        .route("/api/public/members", get(api::members))
+        .route("/api/public/groups", get(api::groups))
+        .route(
+            "/api/public/groups/{id}/member-ids",
+            get(api::group_member_ids),
+        )
         .nest("/_test", control)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -1,7 +1,10 @@
 //! An in-process emulator of the parts of a Bitwarden-compatible server that an organization
 //! directory sync client talks to: the organization API-key login
-//! (`POST {base}/identity/connect/token`) and the organization import
-//! (`POST {base}/api/public/organization/import`).
+//! (`POST {base}/identity/connect/token`), the organization import
+//! (`POST {base}/api/public/organization/import`) and, on Bitwarden only, the public API's
+//! member and group listings (`GET {base}/api/public/members`, `…/groups`,
+//! `…/groups/{id}/member-ids`: `{"object": "list", "data": […], "continuationToken": null}`,
+//! GUID ids, numeric `type` and `status`), which Vaultwarden does not have (404).
 //!
 //! It exists so that orgsync's end-to-end tests (and the README demo) can run against something
 //! that answers exactly like the real servers do, including their differences: pick a
@@ -19,7 +22,7 @@
 //! **Invariant:** the server only ever listens on 127.0.0.1.
 //!
 //! Module map: `state` holds the organization and the recorded traffic, `import` applies
-//! an import per flavour, `identity` and `api` are the two emulated endpoints, `errors` builds
+//! an import per flavour, `identity` and `api` are the emulated endpoints, `errors` builds
 //! each flavour's error bodies and `control` has the `/_test` endpoints and the recording and
 //! fault-injection middleware.
 

@@ -229,7 +229,7 @@ impl MemberRec {
         self.external_id.as_deref().filter(|e| !e.trim().is_empty())
     }
 
-    fn public_status(&self) -> MemberStatus {
+    pub fn public_status(&self) -> MemberStatus {
         if self.revoked {
             MemberStatus::Revoked
         } else {

@@ -98,6 +98,20 @@ pub enum Command {
         #[command(subcommand)]
         command: DaemonCommand,
     },
+    /// Take over a Bitwarden Directory Connector installation: its settings, its secrets (from
+    /// the desktop keyring or its plaintext mode) and its organization API key
+    #[command(name = "import-bwdc")]
+    ImportBwdc {
+        /// The connector's data.json, or the folder holding it [default: where the connector
+        /// keeps it; env BITWARDENCLI_CONNECTOR_APPDATA_DIR, BITWARDEN_CONNECTOR_APPDATA_DIR]
+        path: Option<std::path::PathBuf>,
+        /// Print the resulting config and what was not carried over; write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace an existing orgsync config file
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 impl Command {
@@ -108,6 +122,7 @@ impl Command {
     pub fn only_looks(&self) -> bool {
         match self {
             Command::Status { .. } | Command::LastSync { .. } => true,
+            Command::ImportBwdc { dry_run, .. } => *dry_run,
             Command::Config { command } => {
                 matches!(command, ConfigCommand::Path | ConfigCommand::Show)
             }

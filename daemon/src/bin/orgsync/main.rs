@@ -307,6 +307,11 @@ async fn run(args: Args) -> Result<(), Failure> {
             Ok(())
         }
         Command::Daemon { command } => daemon_command(&installation, daemon, command).await,
+        Command::ImportBwdc {
+            path,
+            dry_run,
+            force,
+        } => import_bwdc(&installation, daemon.as_ref(), path, dry_run, force).await,
     }
 }
 
@@ -430,6 +435,98 @@ async fn login(
             "warning: this replaced the API key of organization {previous}: this installation now syncs {organization}, from a fresh sync state. To sync both, give each its own config file and data directory (--config, --data-dir)"
         );
     }
+    Ok(())
+}
+
+/// `orgsync import-bwdc`: reads the connector's installation, prints what it maps to, and
+/// (without `--dry-run`) writes the config file, stores the secrets and logs in.
+async fn import_bwdc(
+    installation: &Installation,
+    daemon: Option<&Client>,
+    path: Option<std::path::PathBuf>,
+    dry_run: bool,
+    force: bool,
+) -> Result<(), Failure> {
+    use orgsync::bwdc::keychain::{DesktopKeyring, Keychain, Unavailable};
+    let keychain: Box<dyn Keychain> = match DesktopKeyring::open() {
+        Ok(keyring) => Box::new(keyring),
+        Err(e) => Box::new(Unavailable(e)),
+    };
+    let env = |var: &str| std::env::var(var).ok();
+    let import =
+        orgsync::bwdc::read(path.as_deref(), &env, keychain.as_ref()).map_err(Failure::Usage)?;
+    let config_path = &installation.paths.config_file;
+    let (text, refused) = import.config_text(config_path);
+    print!("{}", render::import_report(&import, &refused));
+    if dry_run {
+        println!(
+            "\nThe config file it would write ({}):\n",
+            config_path.display()
+        );
+        print!("{text}");
+        println!("\nNothing was written (--dry-run).");
+        return Ok(());
+    }
+    if daemon.is_some() {
+        return Err(Failure::Run(
+            "orgsyncd is running for this installation: stop it, import, then start it again"
+                .into(),
+        ));
+    }
+    if config_path.exists() && !force {
+        return Err(Failure::Usage(format!(
+            "{} exists; nothing was written. Add --force to replace it (--dry-run shows what it would hold)",
+            config_path.display()
+        )));
+    }
+    orgsync::config::write_file(config_path, &text)?;
+    println!("\nWrote {}.", config_path.display());
+    let config = Config::parse(&text, config_path)?;
+    let secrets = Secrets::open(config.secrets.backend, &installation.paths.data_dir)
+        .map_err(|e| Failure::Run(e.to_string()))?;
+    let mut key = (None, None);
+    for found in &import.mapped.secrets {
+        match found.key {
+            SecretKey::ORG_CLIENT_ID => key.0 = Some(found.value.expose().to_string()),
+            SecretKey::ORG_CLIENT_SECRET => key.1 = Some(found.value.clone()),
+            other => {
+                secrets
+                    .set(other, &found.value)
+                    .map_err(|e| Failure::Run(e.to_string()))?;
+                println!("Stored {} in the {}.", other.name(), secrets.description());
+            }
+        }
+    }
+    // Without the connector's API key, the one this installation already has (`orgsync login`).
+    let key = match key {
+        (Some(client_id), Some(client_secret)) => Some(ApiKey {
+            client_id,
+            client_secret,
+        }),
+        _ => engine::api_key(&secrets)?,
+    };
+    if let Some(key) = key {
+        let state = installation.state()?;
+        match engine::take_over(&config.resolve_server()?, &state, &secrets, &key).await {
+            Ok(Some(taken)) => println!(
+                "Logged in to organization {}, and took over its {} directory-managed member(s) and {} group(s) as synced: nobody is invited again, and who left the directory before the switch is removed only with `orgsync sync --allow-removals`.",
+                key.organization_id(),
+                taken.members,
+                taken.groups
+            ),
+            Ok(None) => println!(
+                "Logged in to organization {}. The server cannot list its members (Vaultwarden has no public members API), so the first `orgsync test` shows every directory member as new; the server matches them to the members the connector invited, so nobody is invited twice. Who left before the switch is not known to orgsync and is not removed.",
+                key.organization_id()
+            ),
+            Err(e) => eprintln!(
+                "warning: could not take over the organization ({e}); fix that and run `orgsync login` with the organization's API key"
+            ),
+        }
+    }
+    println!(
+        "\nNext: `orgsync test` shows what a sync would change (for a directory the connector kept in step: nothing to invite, nobody to remove); then `orgsync sync`, or start orgsyncd to sync every {} minutes.",
+        config.sync.interval_minutes
+    );
     Ok(())
 }
 

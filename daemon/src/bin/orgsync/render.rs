@@ -452,3 +452,45 @@ fn run_line(run: &RunRecord) -> String {
     }
     line
 }
+
+/// What `import-bwdc` read and what it maps to; secrets by name and origin only.
+pub fn import_report(import: &orgsync::bwdc::Import, refused: &[String]) -> String {
+    let connector = &import.connector;
+    let mapped = &import.mapped;
+    let mut out = format!(
+        "Directory Connector: {} (state version {}), directory {}\n",
+        connector.path.display(),
+        connector.state_version,
+        mapped.kind.name()
+    );
+    if let Some(org) = &mapped.organization_id {
+        let _ = writeln!(out, "Organization: {org}");
+    }
+    out.push_str("\nSettings:\n");
+    for setting in &mapped.settings {
+        let _ = writeln!(
+            out,
+            "  {} = {:?}    (from {})",
+            setting.key, setting.value, setting.from
+        );
+    }
+    out.push_str("\nSecrets:\n");
+    for found in &mapped.secrets {
+        let _ = writeln!(out, "  {}: found ({})", found.key.name(), found.origin);
+    }
+    for missing in &mapped.missing {
+        let _ = writeln!(
+            out,
+            "  {}: not found: {}; set it with {}",
+            missing.key, missing.reason, missing.how
+        );
+    }
+    let notes: Vec<&String> = mapped.notes.iter().chain(refused).collect();
+    if !notes.is_empty() {
+        out.push_str("\nNot carried over, or different in orgsync:\n");
+        for note in notes {
+            let _ = writeln!(out, "  - {note}");
+        }
+    }
+    out
+}
