@@ -406,3 +406,61 @@ fn the_connectors_data_folder_is_found_where_it_keeps_it() {
         run.stdout
     );
 }
+
+/// Vaultwarden has no public members API: the import says what that means, and the first sync
+/// invites nobody twice (the server matches members by email).
+#[tokio::test(flavor = "multi_thread")]
+async fn on_vaultwarden_the_first_sync_matches_the_connectors_members_by_email() {
+    let slapd = Slapd::start(SlapdOptions {
+        tls: false,
+        ..SlapdOptions::default()
+    });
+    seed_people(&slapd, &["alice", "bob"]);
+    let org = OrgServer::start(OrgServerOptions {
+        flavour: testkit::orgserver::Flavour::Vaultwarden,
+        ..OrgServerOptions::default()
+    })
+    .await;
+    let l = slapd.ldif();
+    let (alice, bob) = (l.person_dn("alice"), l.person_dn("bob"));
+    bwdc::import_as_connector(
+        &org,
+        &[
+            Member {
+                email: "alice@example.org",
+                external_id: &alice,
+            },
+            Member {
+                email: "bob@example.org",
+                external_id: &bob,
+            },
+        ],
+        &[],
+    )
+    .await;
+    let before = org.members();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ldap_config(&slapd, slapd.admin_password());
+    bwdc::write(
+        dir.path(),
+        &bwdc::data_json(&org, 0, config, ldap_sync(), true),
+    );
+    let inst = Installation::new();
+    let imported = import(&inst, dir.path()).ok();
+    assert!(
+        imported.stdout.contains("cannot list its members"),
+        "{}",
+        imported.stdout
+    );
+    inst.run(&["sync"]).ok();
+    let after = org.members();
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "nobody was added twice: {after:?}"
+    );
+    assert_eq!(
+        managed(&org),
+        set(&["alice@example.org", "bob@example.org"])
+    );
+}

@@ -683,7 +683,7 @@ async fn okta(args: &Args) -> String {
         + latency.as_secs_f64()
             * ((groups as u64 % limit).max(1) as f64 / concurrency as f64).ceil();
     let user_pages = n.div_ceil(200);
-    let mut table = Table {
+    let table = Table {
         heading: format!(
             "Okta: {n} users, {groups} groups of {GROUP_SIZE}, emulator with {} ms per request and a rate limit of {limit} requests a minute per endpoint, pages of up to 200; orgsync's concurrency {concurrency}; medians of {} runs (Directory Connector's pattern once: it takes minutes).",
             args.latency_ms, args.runs
@@ -700,14 +700,33 @@ async fn okta(args: &Args) -> String {
         poll_name: "incremental poll",
     }
     .render();
-    let _ = writeln!(
-        table,
-        "\nRate limit: orgsync received {} 429s in {} full reads (Directory Connector's pattern {reference_throttled}, and it stops at the first); the limit allows the member listings in {rate_floor:.1} s at the least, so orgsync used {:.0} % of the allowed rate.",
-        measured.throttled,
-        args.runs,
-        100.0 * rate_floor / measured.test.wall
-    );
     table
+        + &rate_line(
+            &measured,
+            args.runs,
+            reference_throttled,
+            "and it stops at the first",
+            &format!("the limit allows the member listings in {rate_floor:.1} s"),
+            rate_floor,
+        )
+}
+
+/// The line under a rate-limited table: the 429s orgsync and the reference met (`stops`: what
+/// the reference does at the first), and the share of the rate the limit allows that orgsync
+/// used (`allows`: what the floor `rate_floor` is made of).
+fn rate_line(
+    measured: &Measured,
+    runs: usize,
+    reference_throttled: usize,
+    stops: &str,
+    allows: &str,
+    rate_floor: f64,
+) -> String {
+    format!(
+        "\nRate limit: orgsync received {} 429s in {runs} full reads (Directory Connector's pattern {reference_throttled}, {stops}); {allows} at the least, so orgsync used {:.0} % of the allowed rate.\n",
+        measured.throttled,
+        100.0 * rate_floor / measured.test.wall
+    )
 }
 
 /// Directory Connector's request pattern for Okta (`directory-connector.md` §3.4): users and
@@ -829,7 +848,7 @@ async fn onelogin(args: &Args) -> String {
         * (n.div_ceil(100) as f64)
             .max((groups.div_ceil(100) + groups.div_ceil(concurrency)) as f64);
     let floor_wall = rate_floor.max(latency_floor);
-    let mut table = Table {
+    let table = Table {
         heading: format!(
             "OneLogin: {n} users, {groups} roles of {GROUP_SIZE}, emulator with {} ms per request and one budget of {limit} requests a minute for the account (OneLogin's hourly window scaled down), pages of up to 100 (API v2); orgsync's concurrency {concurrency}; every read is full (no change feed); medians of {} runs (Directory Connector's pattern once).",
             args.latency_ms, args.runs
@@ -844,14 +863,16 @@ async fn onelogin(args: &Args) -> String {
         poll_name: "poll (a full read)",
     }
     .render();
-    let _ = writeln!(
-        table,
-        "\nRate limit: orgsync received {} 429s in {} full reads (Directory Connector's pattern {reference_throttled}, where it stops and keeps what it read so far); the budget allows the fewest requests in {rate_floor:.1} s at the least, so orgsync used {:.0} % of the allowed rate. Directory Connector reads API v1 (users in pages of 50 with their `role_id`, no member listings): fewer requests when there are many roles, but one after another.",
-        measured.throttled,
-        args.runs,
-        100.0 * rate_floor / measured.test.wall
-    );
     table
+        + &rate_line(
+            &measured,
+            args.runs,
+            reference_throttled,
+            "where it stops and keeps what it read so far",
+            &format!("the budget allows the fewest requests in {rate_floor:.1} s"),
+            rate_floor,
+        )
+        + "\nDirectory Connector reads API v1 (users in pages of 50 with their `role_id`, no member listings): fewer requests when there are many roles, but one after another.\n"
 }
 
 /// Directory Connector's request pattern for OneLogin (`directory-connector.md` §3.5): a v2

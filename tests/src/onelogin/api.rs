@@ -351,6 +351,17 @@ const USER_PARAMETERS: &[&str] = &[
     "fields",
 ];
 
+/// A user as both API versions list it.
+fn user_json(u: &super::User, updated: &str) -> Value {
+    json!({
+        "id": u.id, "email": u.email, "username": u.username,
+        "firstname": u.firstname, "lastname": u.lastname,
+        "status": u.status, "state": 1, "directory_id": u.directory_id,
+        "group_id": u.group_id, "external_id": null, "samaccountname": null,
+        "created_at": updated, "updated_at": updated, "last_login": null,
+    })
+}
+
 /// `GET /api/2/users`.
 pub async fn users(
     State(server): State<Arc<Server>>,
@@ -368,15 +379,7 @@ pub async fn users(
         let inner = server.lock();
         ids.iter()
             .filter_map(|id| inner.users.get(id))
-            .map(|(u, updated)| {
-                json!({
-                    "id": u.id, "email": u.email, "username": u.username,
-                    "firstname": u.firstname, "lastname": u.lastname,
-                    "status": u.status, "state": 1, "directory_id": u.directory_id,
-                    "group_id": u.group_id, "external_id": null, "samaccountname": null,
-                    "created_at": updated, "updated_at": updated, "last_login": null,
-                })
-            })
+            .map(|(u, updated)| user_json(u, updated))
             .collect()
     };
     page(&server, "/api/2/users", &params, keys, render)
@@ -412,13 +415,9 @@ pub async fn users_v1(
                     .filter(|(_, (_, members))| members.contains(&u.id))
                     .map(|(role, _)| *role)
                     .collect();
-                json!({
-                    "id": u.id, "email": u.email, "username": u.username,
-                    "firstname": u.firstname, "lastname": u.lastname,
-                    "status": u.status, "state": 1, "directory_id": u.directory_id,
-                    "group_id": u.group_id, "role_id": roles, "external_id": null,
-                    "created_at": updated, "updated_at": updated, "last_login": null,
-                })
+                let mut user = user_json(u, updated);
+                user["role_id"] = json!(roles);
+                user
             })
             .collect()
     };
