@@ -154,6 +154,15 @@ pub fn read(path: &Path) -> Result<Connector, String> {
     Ok(connector)
 }
 
+/// `directoryType`, a number (some hand-edited files have it as text).
+fn directory_type(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 fn object(value: Option<&Value>) -> Map<String, Value> {
     match value {
         Some(Value::Object(map)) => map.clone(),
@@ -176,7 +185,7 @@ fn flat(path: &Path, root: &Map<String, Value>, state_version: u64) -> Connector
     Connector {
         path: path.to_path_buf(),
         state_version,
-        directory_type: root.get("directoryType").and_then(Value::as_i64),
+        directory_type: directory_type(root.get("directoryType")),
         organization_id: text(root.get("organizationId")).or_else(|| text(root.get("entityId"))),
         ldap: object(root.get("directoryLdap")),
         entra: object(
@@ -211,7 +220,7 @@ fn nested(path: &Path, root: &Map<String, Value>, state_version: u64) -> Result<
     Ok(Connector {
         path: path.to_path_buf(),
         state_version,
-        directory_type: settings.get("directoryType").and_then(Value::as_i64),
+        directory_type: directory_type(settings.get("directoryType")),
         organization_id: text(settings.get("organizationId")),
         ldap: object(configs.get("ldap")),
         entra: object(configs.get("entra").or_else(|| configs.get("azure"))),
