@@ -50,6 +50,9 @@ Environment:
   ORGSYNC_DATA_DIR            data directory (as --data-dir)
   ORGSYNC_LOG                 log filter, e.g. debug or orgsync=debug (as -v)
   ORGSYNC_LDAP_BIND_PASSWORD  the bind password, over the keyring and secrets file
+  ORGSYNC_ENTRA_CLIENT_SECRET, ORGSYNC_GOOGLE_KEY, ORGSYNC_OKTA_TOKEN, ORGSYNC_OKTA_PRIVATE_KEY,
+  ORGSYNC_ONELOGIN_CLIENT_SECRET
+                              the other directories' secrets, likewise
   ORGSYNC_CLIENT_ID           the organization API key's client id, over the stored one
   ORGSYNC_CLIENT_SECRET       the organization API key's secret, over the stored one
   DBUS_SESSION_BUS_ADDRESS    the session bus of the Secret Service keyring (secrets.backend)
