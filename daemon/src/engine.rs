@@ -205,6 +205,77 @@ impl Context {
         Ok(self.directory()?.follow(on_change).await?)
     }
 
+    /// Re-keys the organization to the directory's current external ids, after the id
+    /// attribute changed: reads the directory in full, pairs synced members and groups with the
+    /// entries that now carry another id ([`plan::rekeys`]), and with `apply` gives each its new
+    /// externalId on the server (Bitwarden's public API, keeping everything else) and records
+    /// them under it. Nobody is invited or removed. What was re-keyed before a failure is
+    /// recorded, so running it again continues.
+    pub async fn rekey(&self, apply: bool, progress: &dyn Progress) -> Result<Rekeyed, RunError> {
+        let options = ReadOptions {
+            include_deleted: false,
+            track_changes: false,
+            fresh_sign_in: true,
+        };
+        let read = self.directory()?.read(options, progress).await?;
+        let snapshot = self.snapshot(&read.entries);
+        let state = self.state.synced()?;
+        let (members, groups) = plan::rekeys(&snapshot, &state);
+        let mut done = Rekeyed {
+            members,
+            groups,
+            applied: false,
+        };
+        if !apply || (done.members.is_empty() && done.groups.is_empty()) {
+            return Ok(done);
+        }
+        let key = api_key(&self.secrets)?.ok_or(RunError::NotLoggedIn)?;
+        let client = OrgClient::new(&self.config.server, &self.state.device_id()?)?;
+        let token = self.token(&client, &key, false).await?;
+        let managed = client.managed(&token).await?.ok_or_else(|| {
+            RunError::Usage(
+                "the organization server has no public members API (Vaultwarden): external ids cannot be changed there; keep the current ldap.external_id_attribute".into(),
+            )
+        })?;
+        let (mut members, mut groups) = (Vec::new(), Vec::new());
+        let mut failure = None;
+        for rekey in &done.members {
+            let Some(entry) = managed.members.get(&rekey.from) else {
+                continue;
+            };
+            match client.rekey_member(&token, &entry.id, &rekey.to).await {
+                Ok(()) => members.push(rekey.clone()),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            for rekey in &done.groups {
+                let Some(entry) = managed.groups.get(&rekey.from) else {
+                    continue;
+                };
+                match client.rekey_group(&token, &entry.id, &rekey.to).await {
+                    Ok(()) => groups.push(rekey.clone()),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        self.state
+            .record_rekey(&plan::rekeyed(&state, &members, &groups))?;
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        done.members = members;
+        done.groups = groups;
+        done.applied = true;
+        Ok(done)
+    }
+
     /// A fresh access token: the stored one, or a new login with the API key.
     async fn token(
         &self,
@@ -561,6 +632,14 @@ fn refused(refusal: &Option<Refusal>, options: SyncOptions) -> Option<Refusal> {
         return None;
     }
     Some(refusal.clone())
+}
+
+/// What [`Context::rekey`] found (and with `applied`, changed on the server).
+#[derive(Debug, Clone)]
+pub struct Rekeyed {
+    pub members: Vec<plan::Rekey>,
+    pub groups: Vec<plan::Rekey>,
+    pub applied: bool,
 }
 
 /// What [`take_over`] found in the organization.

@@ -49,6 +49,22 @@ pub struct ImportMember {
 /// The directory-managed part of an organization, as its public API lists it.
 pub type Roster = crate::plan::SyncedState;
 
+/// The organization's directory-managed members and groups, by externalId.
+#[derive(Debug, Default)]
+pub struct Managed {
+    pub members: std::collections::BTreeMap<String, ManagedEntry>,
+    pub groups: std::collections::BTreeMap<String, ManagedEntry>,
+}
+
+/// One of them: the server's id, and the email (members) or name (groups).
+#[derive(Debug, Clone)]
+pub struct ManagedEntry {
+    pub id: String,
+    pub external_id: String,
+    pub email: String,
+    pub name: String,
+}
+
 /// A member as `GET /public/members` lists it (the fields orgsync reads).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -269,6 +285,42 @@ impl OrgClient {
     /// members and groups that have an externalId (the directory-managed ones), as a synced
     /// state. `Ok(None)` when the server has no such API (Vaultwarden).
     pub async fn roster(&self, token: &AccessToken) -> Result<Option<Roster>, OrgError> {
+        let Some(listed) = self.managed(token).await? else {
+            return Ok(None);
+        };
+        let mut roster = Roster::default();
+        for member in listed.members.values() {
+            roster
+                .members
+                .insert(member.external_id.clone(), member.email.clone());
+        }
+        let by_id: std::collections::HashMap<&str, &str> = listed
+            .members
+            .values()
+            .map(|m| (m.id.as_str(), m.external_id.as_str()))
+            .collect();
+        for group in listed.groups.values() {
+            let path = format!("/public/groups/{}/member-ids", group.id);
+            let ids: Vec<String> = self.get_json(token, &path).await?.unwrap_or_default();
+            let mut members: Vec<String> = ids
+                .iter()
+                .filter_map(|id| by_id.get(id.as_str()).map(|e| e.to_string()))
+                .collect();
+            members.sort();
+            roster.groups.insert(
+                group.external_id.clone(),
+                crate::plan::SyncedGroup {
+                    name: group.name.clone(),
+                    members,
+                },
+            );
+        }
+        Ok(Some(roster))
+    }
+
+    /// The organization's members and groups that have an externalId, by externalId; `None`
+    /// where the server has no public members API.
+    pub async fn managed(&self, token: &AccessToken) -> Result<Option<Managed>, OrgError> {
         let Some(members) = self
             .get_list::<PublicMember>(token, "/public/members")
             .await?
@@ -279,36 +331,131 @@ impl OrgClient {
             .get_list::<PublicGroup>(token, "/public/groups")
             .await?
             .unwrap_or_default();
-        let mut roster = Roster::default();
-        let mut by_id = std::collections::HashMap::new();
+        let mut managed = Managed::default();
         for member in members {
             let (Some(external_id), Some(email)) = (non_empty(member.external_id), member.email)
             else {
                 continue;
             };
-            by_id.insert(member.id, external_id.clone());
-            roster
-                .members
-                .insert(external_id, email.trim().to_lowercase());
+            managed.members.insert(
+                external_id.clone(),
+                ManagedEntry {
+                    id: member.id,
+                    external_id,
+                    email: email.trim().to_lowercase(),
+                    name: String::new(),
+                },
+            );
         }
         for group in groups {
             let Some(external_id) = non_empty(group.external_id) else {
                 continue;
             };
-            let path = format!("/public/groups/{}/member-ids", group.id);
-            let ids: Vec<String> = self.get_json(token, &path).await?.unwrap_or_default();
-            let mut members: Vec<String> =
-                ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
-            members.sort();
-            roster.groups.insert(
-                external_id,
-                crate::plan::SyncedGroup {
+            managed.groups.insert(
+                external_id.clone(),
+                ManagedEntry {
+                    id: group.id,
+                    external_id,
+                    email: String::new(),
                     name: group.name,
-                    members,
                 },
             );
         }
-        Ok(Some(roster))
+        Ok(Some(managed))
+    }
+
+    /// Gives member `id` the externalId `to`, keeping its role, permissions, collections and
+    /// groups: Bitwarden's member update resets what it is not sent, so they are read first.
+    pub async fn rekey_member(
+        &self,
+        token: &AccessToken,
+        id: &str,
+        to: &str,
+    ) -> Result<(), OrgError> {
+        let path = format!("/public/members/{id}");
+        let member: serde_json::Value = self
+            .get_json(token, &path)
+            .await?
+            .ok_or_else(|| self.gone(&path))?;
+        let groups: Vec<String> = self
+            .get_json(token, &format!("{path}/group-ids"))
+            .await?
+            .unwrap_or_default();
+        let mut body = serde_json::json!({
+            "type": member["type"],
+            "externalId": to,
+            "resetPasswordEnrolled": member["resetPasswordEnrolled"].as_bool().unwrap_or(false),
+            "collections": member["collections"].as_array().cloned().unwrap_or_default(),
+            "groups": groups,
+        });
+        for kept in ["permissions", "accessAll"] {
+            if let Some(value) = member.get(kept).filter(|v| !v.is_null()) {
+                body[kept] = value.clone();
+            }
+        }
+        self.put_json(token, &path, &body).await
+    }
+
+    /// Gives group `id` the externalId `to`, keeping its name and collections (its members are
+    /// not part of the update).
+    pub async fn rekey_group(
+        &self,
+        token: &AccessToken,
+        id: &str,
+        to: &str,
+    ) -> Result<(), OrgError> {
+        let path = format!("/public/groups/{id}");
+        let group: serde_json::Value = self
+            .get_json(token, &path)
+            .await?
+            .ok_or_else(|| self.gone(&path))?;
+        let mut body = serde_json::json!({
+            "name": group["name"],
+            "externalId": to,
+            "collections": group["collections"].as_array().cloned().unwrap_or_default(),
+        });
+        if let Some(value) = group.get("accessAll").filter(|v| !v.is_null()) {
+            body["accessAll"] = value.clone();
+        }
+        self.put_json(token, &path, &body).await
+    }
+
+    fn gone(&self, path: &str) -> OrgError {
+        OrgError::Protocol {
+            url: format!("{}{path}", self.urls.api),
+            message: "the server no longer has it (removed meanwhile?); run the command again"
+                .into(),
+        }
+    }
+
+    async fn put_json(
+        &self,
+        token: &AccessToken,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), OrgError> {
+        let url = format!("{}{path}", self.urls.api);
+        let body = body.to_string();
+        let answer = self
+            .send(|client| {
+                self.with_client_headers(client.put(&url))
+                    .bearer_auth(token.token.expose())
+                    .header("Content-Type", "application/json; charset=utf-8")
+                    .body(body.clone())
+            })
+            .await?;
+        let status = answer.status.as_u16();
+        match status {
+            200..=299 => Ok(()),
+            401 | 403 => Err(OrgError::Unauthorized { status }),
+            _ => Err(OrgError::Protocol {
+                message: format!(
+                    "HTTP {status}: {}",
+                    error_message(status, &String::from_utf8_lossy(&answer.body))
+                ),
+                url,
+            }),
+        }
     }
 
     /// A public API list (`{"object": "list", "data": [...]}`); `None` when the server does not
@@ -366,9 +513,12 @@ impl OrgClient {
             }
             404 | 405 | 501 => Ok(None),
             401 | 403 => Err(OrgError::Unauthorized { status }),
-            _ => Err(OrgError::Rejected {
-                status,
-                body: error_message(status, &String::from_utf8_lossy(&answer.body)),
+            _ => Err(OrgError::Protocol {
+                message: format!(
+                    "HTTP {status}: {}",
+                    error_message(status, &String::from_utf8_lossy(&answer.body))
+                ),
+                url,
             }),
         }
     }

@@ -524,6 +524,126 @@ pub fn plan(snapshot: &Snapshot, state: &SyncedState, options: &PlanOptions) -> 
     }
 }
 
+/// A member or group the directory now names by another external id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rekey {
+    /// The member's email or the group's name.
+    pub name: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// The members and groups of `state` that `snapshot` names by another external id (after the
+/// id attribute changed, e.g. `ldap.external_id_attribute` from `dn` to `entryUUID`): a synced
+/// member the read does not return under its id is the read's user with the same email and an
+/// id orgsync never synced; a synced group is the read's group whose reference (its DN) is the
+/// old id, else the only one with its name.
+pub fn rekeys(snapshot: &Snapshot, state: &SyncedState) -> (Vec<Rekey>, Vec<Rekey>) {
+    let mut members = Vec::new();
+    if let Some(users) = &snapshot.users {
+        let read: HashSet<&str> = users.iter().map(|u| u.external_id.as_str()).collect();
+        let by_email: BTreeMap<&str, &str> = state
+            .members
+            .iter()
+            .filter(|(id, _)| !read.contains(id.as_str()))
+            .map(|(id, email)| (email.as_str(), id.as_str()))
+            .collect();
+        for user in users {
+            let Some(email) = user.email.as_deref() else {
+                continue;
+            };
+            if state.members.contains_key(&user.external_id) {
+                continue;
+            }
+            if let Some(old) = by_email.get(email) {
+                members.push(Rekey {
+                    name: email.to_string(),
+                    from: (*old).to_string(),
+                    to: user.external_id.clone(),
+                });
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    if let Some(read) = &snapshot.groups {
+        let ids: HashSet<&str> = read.iter().map(|g| g.external_id.as_str()).collect();
+        let gone: BTreeMap<&str, &SyncedGroup> = state
+            .groups
+            .iter()
+            .filter(|(id, _)| !ids.contains(id.as_str()))
+            .map(|(id, g)| (id.as_str(), g))
+            .collect();
+        let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (id, group) in &gone {
+            by_name.entry(group.name.as_str()).or_default().push(id);
+        }
+        for group in read {
+            if state.groups.contains_key(&group.external_id) {
+                continue;
+            }
+            let old = match gone.contains_key(group.reference.as_str()) {
+                true => Some(group.reference.as_str()),
+                false => match by_name.get(group.name.as_str()).map(Vec::as_slice) {
+                    Some([only]) => Some(*only),
+                    _ => None,
+                },
+            };
+            if let Some(old) = old {
+                groups.push(Rekey {
+                    name: group.name.clone(),
+                    from: old.to_string(),
+                    to: group.external_id.clone(),
+                });
+            }
+        }
+    }
+    (members, groups)
+}
+
+/// `state` with the re-keyed members and groups under their new ids (group member lists and
+/// held members too).
+pub fn rekeyed(state: &SyncedState, members: &[Rekey], groups: &[Rekey]) -> SyncedState {
+    let member_ids: BTreeMap<&str, &str> = members
+        .iter()
+        .map(|r| (r.from.as_str(), r.to.as_str()))
+        .collect();
+    let group_ids: BTreeMap<&str, &str> = groups
+        .iter()
+        .map(|r| (r.from.as_str(), r.to.as_str()))
+        .collect();
+    let member = |id: &String| {
+        member_ids
+            .get(id.as_str())
+            .map_or_else(|| id.clone(), |to| to.to_string())
+    };
+    SyncedState {
+        members: state
+            .members
+            .iter()
+            .map(|(id, email)| (member(id), email.clone()))
+            .collect(),
+        groups: state
+            .groups
+            .iter()
+            .map(|(id, group)| {
+                let mut members: Vec<String> = group.members.iter().map(member).collect();
+                members.sort();
+                let id = group_ids
+                    .get(id.as_str())
+                    .map_or_else(|| id.clone(), |to| to.to_string());
+                (
+                    id,
+                    SyncedGroup {
+                        name: group.name.clone(),
+                        members,
+                    },
+                )
+            })
+            .collect(),
+        held: state.held.iter().map(member).collect(),
+    }
+}
+
 /// Says who left the directory before the switch from Directory Connector and stays until the
 /// admin removes them.
 fn held_warning(held: &[(&String, &String)]) -> String {

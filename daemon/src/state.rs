@@ -407,6 +407,18 @@ impl State {
         txn.commit().map_err(|e| self.error(e))
     }
 
+    /// Records members and groups re-keyed on the server (`orgsync rekey`): `synced` under the
+    /// new ids, and the request hash forgotten so the next sync sends everything.
+    pub fn record_rekey(&self, synced: &SyncedState) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        self.write_synced(&txn, synced)?;
+        txn.open_table(META)
+            .map_err(|e| self.error(e))?
+            .remove(KEY_HASH)
+            .map_err(|e| self.error(e))?;
+        txn.commit().map_err(|e| self.error(e))
+    }
+
     /// Replaces the synced members, groups and held members inside `txn`.
     fn write_synced(
         &self,

@@ -464,3 +464,86 @@ async fn on_vaultwarden_the_first_sync_matches_the_connectors_members_by_email()
         set(&["alice@example.org", "bob@example.org"])
     );
 }
+
+/// After the switch, moving from the connector's DN ids to entryUUID: `rekey` gives every
+/// member and group its new externalId on the server, keeping collections and groups, and
+/// nobody is invited or removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn moving_from_dn_ids_to_entry_uuid_reshuffles_nobody() {
+    let (slapd, org, dir) = ldap_company().await;
+    let group_dn = slapd.ldif().group_dn("engineering");
+    let collection = json!({"id": "c0ffee00-0000-4000-8000-000000000001", "readOnly": false, "hidePasswords": false, "manage": false});
+    org.grant_collection("alice@example.org", &group_dn, collection.clone());
+    let inst = Installation::new();
+    import(&inst, dir.path()).ok();
+    inst.set("ldap.external_id_attribute", "entryUUID");
+    let dry = inst.run(&["rekey", "--dry-run"]).ok();
+    assert!(
+        dry.stdout
+            .contains("Would re-key 3 member(s) and 1 group(s)"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout
+            .contains(&format!("group engineering: {group_dn} → ")),
+        "{}",
+        dry.stdout
+    );
+    let before = org.members().len();
+    let done = inst.run(&["rekey"]).ok();
+    assert!(
+        done.stdout.contains("Re-keyed 3 member(s) and 1 group(s)"),
+        "{}",
+        done.stdout
+    );
+
+    let alice = org
+        .members()
+        .into_iter()
+        .find(|m| m.email == "alice@example.org")
+        .unwrap();
+    let new_id = alice.external_id.unwrap();
+    assert!(!new_id.starts_with("uid="), "still the DN: {new_id}");
+    let group = org
+        .groups()
+        .into_iter()
+        .find(|g| g.name == "engineering")
+        .unwrap();
+    assert_ne!(group.external_id, group_dn);
+    assert_eq!(
+        group.member_emails,
+        set(&["alice@example.org", "bob@example.org"]),
+        "the group kept its members"
+    );
+    let (member_collections, group_collections) =
+        org.collections("alice@example.org", &group.external_id);
+    assert_eq!(
+        member_collections,
+        vec![collection.clone()],
+        "alice kept her collection"
+    );
+    assert_eq!(
+        group_collections,
+        vec![collection],
+        "the group kept its collection"
+    );
+
+    // Nothing to do for the directory; dave (never in the directory) is still held.
+    let test = inst.run(&["test", "--json"]).ok().json();
+    assert_eq!(test["diff"]["invite"], json!([]), "{test:#}");
+    assert_eq!(test["diff"]["remove"], json!([]), "{test:#}");
+    assert_eq!(test["diff"]["groupsCreated"], json!([]), "{test:#}");
+    assert!(
+        test["warnings"].to_string().contains("dave@example.org"),
+        "{test:#}"
+    );
+    inst.run(&["sync"]).ok();
+    assert_eq!(org.members().len(), before, "nobody was added or removed");
+    let again = inst.run(&["rekey"]).ok();
+    assert!(
+        again.stdout.contains("Nothing to re-key"),
+        "{}",
+        again.stdout
+    );
+}

@@ -245,7 +245,7 @@ fn ldap(connector: &Connector, out: &mut Mapped) {
             "dn",
             "the connector's externalId on LDAP servers, the DN",
         );
-        out.note("externalIds stay the DNs Directory Connector sent (ldap.external_id_attribute = dn), so no member is re-invited; as with the connector, a renamed or moved entry gets a new DN and looks like a new person. orgsync's own default, entryUUID, survives renames, but switching to it changes every member's and group's externalId: that needs them re-keyed on the server first (Bitwarden's public API, PUT /public/members/{id} and /public/groups/{id} with the new externalId), which orgsync does not do yet. Keep dn until then");
+        out.note("externalIds stay the DNs Directory Connector sent (ldap.external_id_attribute = dn), so no member is re-invited; as with the connector, a renamed or moved entry gets a new DN and looks like a new person. To move to orgsync's default, entryUUID, which survives renames, without reshuffling anyone: `orgsync config set ldap.external_id_attribute entryUUID`, then `orgsync rekey --dry-run` and `orgsync rekey`, which give every member and group its new externalId on the server");
     }
     if flag(c, "currentUser") == Some(true) {
         out.note("directoryLdap.currentUser (bind as the current system user) was not used by Directory Connector either; orgsync binds as ldap.bind_dn");

@@ -722,3 +722,68 @@ fn members_taken_over_stay_until_the_admin_removes_who_left_before_the_switch() 
         "u7 was seen after the switch: an ordinary leaver"
     );
 }
+
+#[test]
+fn members_are_paired_with_their_new_ids_by_email_and_groups_by_reference_or_name() {
+    let mut state = SyncedState::default();
+    state.members.insert("uid=a,dc=x".into(), "a@x.com".into());
+    state.members.insert("uid=b,dc=x".into(), "b@x.com".into());
+    state.members.insert("kept".into(), "k@x.com".into());
+    state.held.insert("uid=b,dc=x".into());
+    let old_group = |name: &str, members: &[&str]| SyncedGroup {
+        name: name.into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+    };
+    state.groups.insert(
+        "cn=a,ou=groups,dc=x".into(),
+        old_group("A", &["uid=a,dc=x", "kept"]),
+    );
+    state
+        .groups
+        .insert("old-b".into(), old_group("B", &["uid=b,dc=x"]));
+    let snap = snapshot(
+        vec![
+            user("uuid-a", Some("a@x.com")),
+            user("uuid-b", Some("b@x.com")),
+            user("kept", Some("k@x.com")),
+            user("uuid-new", Some("new@x.com")),
+        ],
+        vec![group("a", &["uuid-a"], &[]), group("b", &["uuid-b"], &[])],
+    );
+    let (members, groups) = rekeys(&snap, &state);
+    let pairs = |list: &[Rekey]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|r| (r.from.clone(), r.to.clone()))
+            .collect()
+    };
+    assert_eq!(
+        pairs(&members),
+        [
+            ("uid=a,dc=x".to_string(), "uuid-a".to_string()),
+            ("uid=b,dc=x".to_string(), "uuid-b".to_string())
+        ]
+    );
+    // `group()` gives group a the reference cn=a,ou=groups,dc=x; B matches by its name.
+    assert_eq!(
+        pairs(&groups),
+        [
+            ("cn=a,ou=groups,dc=x".to_string(), "a".to_string()),
+            ("old-b".to_string(), "b".to_string())
+        ]
+    );
+    let next = rekeyed(&state, &members, &groups);
+    assert_eq!(
+        next.members.get("uuid-a").map(String::as_str),
+        Some("a@x.com")
+    );
+    assert_eq!(next.groups["a"].members, ["kept", "uuid-a"]);
+    assert!(next.held.contains("uuid-b"));
+    let after = plan(&snap, &next, &options());
+    assert_eq!(
+        after.diff.invite.len(),
+        1,
+        "only the new person: {:?}",
+        after.diff.invite
+    );
+    assert!(after.diff.remove.is_empty());
+}

@@ -515,14 +515,6 @@ fn guid(id: u64) -> String {
     format!("00000000-0000-4000-8000-{id:012x}")
 }
 
-/// A group's GUID, from its externalId (groups have no other stable key here).
-fn group_guid(external_id: &str) -> String {
-    let hash = external_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    guid(hash & 0xffff_ffff_ffff)
-}
-
 /// The public API's answers need a Bitwarden server and a valid token; Vaultwarden has no such
 /// endpoints (its catch-all 404).
 fn public_api(shared: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> {
@@ -542,36 +534,7 @@ pub(crate) async fn members(State(shared): State<Arc<Shared>>, headers: HeaderMa
         return *response;
     }
     let inner = shared.lock();
-    let data: Vec<Value> = inner
-        .org
-        .members
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "object": "member",
-                "id": guid(m.id),
-                "userId": null,
-                "name": null,
-                "email": m.email,
-                "twoFactorEnabled": false,
-                "status": match m.public_status() {
-                    super::MemberStatus::Invited => 0,
-                    super::MemberStatus::Accepted => 1,
-                    super::MemberStatus::Confirmed => 2,
-                    super::MemberStatus::Revoked => -1,
-                },
-                "collections": [],
-                "type": match m.kind {
-                    super::MemberType::Owner => 0,
-                    super::MemberType::Admin => 1,
-                    super::MemberType::User => 2,
-                },
-                "externalId": m.external_id,
-                "resetPasswordEnrolled": false,
-                "ssoExternalId": null,
-            })
-        })
-        .collect();
+    let data: Vec<Value> = inner.org.members.iter().map(member_json).collect();
     axum::Json(serde_json::json!({"object": "list", "data": data, "continuationToken": null}))
         .into_response()
 }
@@ -589,7 +552,7 @@ pub(crate) async fn groups(State(shared): State<Arc<Shared>>, headers: HeaderMap
         .map(|g| {
             serde_json::json!({
                 "object": "group",
-                "id": group_guid(&g.external_id),
+                "id": guid(g.id),
                 "name": g.name,
                 "externalId": g.external_id,
                 "collections": [],
@@ -610,16 +573,213 @@ pub(crate) async fn group_member_ids(
         return *response;
     }
     let inner = shared.lock();
-    match inner
-        .org
-        .groups
-        .iter()
-        .find(|g| group_guid(&g.external_id) == id)
-    {
+    match inner.org.groups.iter().find(|g| guid(g.id) == id) {
         Some(group) => {
             let ids: Vec<String> = group.members.iter().map(|m| guid(*m)).collect();
             axum::Json(ids).into_response()
         }
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// A member as the public API shows it (`MemberResponseModel`).
+fn member_json(m: &super::state::MemberRec) -> Value {
+    serde_json::json!({
+        "object": "member",
+        "id": guid(m.id),
+        "userId": null,
+        "name": null,
+        "email": m.email,
+        "twoFactorEnabled": false,
+        "status": match m.public_status() {
+            super::MemberStatus::Invited => 0,
+            super::MemberStatus::Accepted => 1,
+            super::MemberStatus::Confirmed => 2,
+            super::MemberStatus::Revoked => -1,
+        },
+        "collections": m.collections,
+        "type": match m.kind {
+            super::MemberType::Owner => 0,
+            super::MemberType::Admin => 1,
+            super::MemberType::User => 2,
+        },
+        "externalId": m.external_id,
+        "resetPasswordEnrolled": false,
+        "ssoExternalId": null,
+    })
+}
+
+/// `GET /api/public/members/{id}`.
+pub(crate) async fn member(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = public_api(&shared, &headers) {
+        return *response;
+    }
+    let inner = shared.lock();
+    match inner.org.members.iter().find(|m| guid(m.id) == id) {
+        Some(m) => axum::Json(member_json(m)).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `GET /api/public/members/{id}/group-ids`.
+pub(crate) async fn member_group_ids(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = public_api(&shared, &headers) {
+        return *response;
+    }
+    let inner = shared.lock();
+    let Some(member) = inner.org.members.iter().find(|m| guid(m.id) == id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let ids: Vec<String> = inner
+        .org
+        .groups
+        .iter()
+        .filter(|g| g.members.contains(&member.id))
+        .map(|g| guid(g.id))
+        .collect();
+    axum::Json(ids).into_response()
+}
+
+/// `PUT /api/public/members/{id}` (`MemberUpdateRequestModel`): `type` is required; what is
+/// left out is reset, as on Bitwarden: no `collections` clears them, no `groups` leaves every
+/// group, no `externalId` clears it.
+pub(crate) async fn update_member(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = public_api(&shared, &headers) {
+        return *response;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return errors::bitwarden(
+            StatusCode::BAD_REQUEST,
+            "The request's model state is invalid.",
+        );
+    };
+    let Some(kind) = body.get("type").and_then(Value::as_i64) else {
+        let mut errors = BTreeMap::new();
+        errors.insert(
+            "Type".to_string(),
+            vec!["The Type field is required.".to_string()],
+        );
+        return errors::bitwarden_model_state(&errors);
+    };
+    let mut inner = shared.lock();
+    let org = &mut inner.org;
+    let Some(member_id) = org.members.iter().find(|m| guid(m.id) == id).map(|m| m.id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let groups: Vec<String> = body
+        .get("groups")
+        .and_then(Value::as_array)
+        .map(|g| {
+            g.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    for group in &mut org.groups {
+        match groups.contains(&guid(group.id)) {
+            true => group.members.insert(member_id),
+            false => group.members.remove(&member_id),
+        };
+    }
+    let Some(member) = org.members.iter_mut().find(|m| m.id == member_id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    member.kind = match kind {
+        0 => super::MemberType::Owner,
+        1 => super::MemberType::Admin,
+        _ => super::MemberType::User,
+    };
+    member.external_id = body
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    member.collections = body
+        .get("collections")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    axum::Json(member_json(member)).into_response()
+}
+
+fn group_json(g: &super::state::GroupRec) -> Value {
+    serde_json::json!({
+        "object": "group",
+        "id": guid(g.id),
+        "name": g.name,
+        "externalId": g.external_id,
+        "collections": g.collections,
+    })
+}
+
+/// `GET /api/public/groups/{id}`.
+pub(crate) async fn group(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = public_api(&shared, &headers) {
+        return *response;
+    }
+    let inner = shared.lock();
+    match inner.org.groups.iter().find(|g| guid(g.id) == id) {
+        Some(g) => axum::Json(group_json(g)).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `PUT /api/public/groups/{id}` (`GroupCreateUpdateRequestModel`): `name` is required; left
+/// out `collections` or `externalId` are reset; the members stay.
+pub(crate) async fn update_group(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = public_api(&shared, &headers) {
+        return *response;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return errors::bitwarden(
+            StatusCode::BAD_REQUEST,
+            "The request's model state is invalid.",
+        );
+    };
+    let Some(name) = body.get("name").and_then(Value::as_str) else {
+        let mut errors = BTreeMap::new();
+        errors.insert(
+            "Name".to_string(),
+            vec!["The Name field is required.".to_string()],
+        );
+        return errors::bitwarden_model_state(&errors);
+    };
+    let mut inner = shared.lock();
+    let Some(group) = inner.org.groups.iter_mut().find(|g| guid(g.id) == id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    group.name = name.to_string();
+    group.external_id = body
+        .get("externalId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    group.collections = body
+        .get("collections")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    axum::Json(group_json(group)).into_response()
 }

@@ -49,7 +49,19 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/identity/connect/token", post(identity::token))
         .route("/api/public/organization/import", post(api::import))
         .route("/api/public/members", get(api::members))
+        .route(
+            "/api/public/members/{id}",
+            get(api::member).put(api::update_member),
+        )
+        .route(
+            "/api/public/members/{id}/group-ids",
+            get(api::member_group_ids),
+        )
         .route("/api/public/groups", get(api::groups))
+        .route(
+            "/api/public/groups/{id}",
+            get(api::group).put(api::update_group),
+        )
         .route(
             "/api/public/groups/{id}/member-ids",
             get(api::group_member_ids),

@@ -32,7 +32,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::state::{GroupRec, Org};
+use super::state::Org;
 use super::{MemberStatus, MemberType};
 
 /// An import request after the flavour's own decoding and validation. The collections are
@@ -217,11 +217,7 @@ pub(crate) fn apply_bitwarden(
                 org.groups[i].name = group.name.clone();
                 org.groups[i].members = members;
             }
-            None => org.groups.push(GroupRec {
-                name: group.name.clone(),
-                external_id: group.external_id.clone(),
-                members,
-            }),
+            None => org.add_group(group.name.clone(), group.external_id.clone(), members),
         }
     }
     Ok(())
@@ -278,11 +274,7 @@ pub(crate) fn apply_vaultwarden(org: &mut Org, req: &ImportRequest) {
             match org.group_index(&group.external_id) {
                 // Existing groups keep their name.
                 Some(i) => org.groups[i].members = members,
-                None => org.groups.push(GroupRec {
-                    name: group.name.clone(),
-                    external_id: group.external_id.clone(),
-                    members,
-                }),
+                None => org.add_group(group.name.clone(), group.external_id.clone(), members),
             }
         }
     } else if req.groups.as_ref().is_some_and(|g| !g.is_empty()) {

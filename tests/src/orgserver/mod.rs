@@ -2,9 +2,11 @@
 //! directory sync client talks to: the organization API-key login
 //! (`POST {base}/identity/connect/token`), the organization import
 //! (`POST {base}/api/public/organization/import`) and, on Bitwarden only, the public API's
-//! member and group listings (`GET {base}/api/public/members`, `…/groups`,
-//! `…/groups/{id}/member-ids`: `{"object": "list", "data": […], "continuationToken": null}`,
-//! GUID ids, numeric `type` and `status`), which Vaultwarden does not have (404).
+//! members and groups (`GET {base}/api/public/members`, `…/members/{id}`,
+//! `…/members/{id}/group-ids`, `…/groups`, `…/groups/{id}`, `…/groups/{id}/member-ids`:
+//! lists as `{"object": "list", "data": […], "continuationToken": null}`, GUID ids, numeric
+//! `type` and `status`; `PUT …/members/{id}` and `…/groups/{id}` reset what they leave out),
+//! which Vaultwarden does not have (404).
 //!
 //! It exists so that orgsync's end-to-end tests (and the README demo) can run against something
 //! that answers exactly like the real servers do, including their differences: pick a
@@ -281,6 +283,50 @@ impl OrgServer {
     /// The organization's members, in the order they joined.
     pub fn members(&self) -> Vec<Member> {
         self.shared.lock().org.members()
+    }
+
+    /// Gives the member with `email` and the group with `external_id` access to a collection
+    /// (an opaque `{id, readOnly, hidePasswords, manage}` here), to see it survive updates.
+    pub fn grant_collection(
+        &self,
+        email: &str,
+        group_external_id: &str,
+        collection: serde_json::Value,
+    ) {
+        let mut inner = self.shared.lock();
+        if let Some(m) = inner.org.members.iter_mut().find(|m| m.email == email) {
+            m.collections.push(collection.clone());
+        }
+        if let Some(g) = inner
+            .org
+            .groups
+            .iter_mut()
+            .find(|g| g.external_id == group_external_id)
+        {
+            g.collections.push(collection);
+        }
+    }
+
+    /// The collections of the member with `email` and of the group with `external_id`.
+    pub fn collections(
+        &self,
+        email: &str,
+        group_external_id: &str,
+    ) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        let inner = self.shared.lock();
+        let member = inner
+            .org
+            .members
+            .iter()
+            .find(|m| m.email == email)
+            .map(|m| m.collections.clone());
+        let group = inner
+            .org
+            .groups
+            .iter()
+            .find(|g| g.external_id == group_external_id)
+            .map(|g| g.collections.clone());
+        (member.unwrap_or_default(), group.unwrap_or_default())
     }
 
     /// The organization's groups, in the order they were created.

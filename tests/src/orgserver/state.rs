@@ -213,10 +213,15 @@ pub(crate) struct MemberRec {
     pub kind: MemberType,
     pub status: MemberStatus,
     pub revoked: bool,
+    /// The collections the member can access, as the public API lists them (opaque here: a
+    /// member update that leaves them out clears them, as Bitwarden's does).
+    pub collections: Vec<serde_json::Value>,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct GroupRec {
+    pub id: u64,
+    pub collections: Vec<serde_json::Value>,
     pub name: String,
     pub external_id: String,
     /// Member ids.
@@ -331,8 +336,22 @@ impl Org {
             kind,
             status,
             revoked,
+            collections: Vec::new(),
         });
         id
+    }
+
+    /// Adds a group with the next id.
+    pub fn add_group(&mut self, name: String, external_id: String, members: BTreeSet<u64>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.groups.push(GroupRec {
+            id,
+            collections: Vec::new(),
+            name,
+            external_id,
+            members,
+        });
     }
 
     pub fn member(&self, id: u64) -> Option<&MemberRec> {

@@ -103,6 +103,14 @@ pub enum Command {
         #[command(subcommand)]
         command: DaemonCommand,
     },
+    /// Give the organization's members and groups the external ids the directory now has (after
+    /// changing ldap.external_id_attribute, e.g. from dn to entryUUID), keeping everyone where
+    /// they are: nobody is invited again or removed
+    Rekey {
+        /// Show what would be re-keyed; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Take over a Bitwarden Directory Connector installation: its settings, its secrets (from
     /// the desktop keyring or its plaintext mode) and its organization API key
     #[command(name = "import-bwdc")]

@@ -307,6 +307,19 @@ async fn run(args: Args) -> Result<(), Failure> {
             Ok(())
         }
         Command::Daemon { command } => daemon_command(&installation, daemon, command).await,
+        Command::Rekey { dry_run } => {
+            if daemon.is_some() {
+                return Err(Failure::Run(
+                    "orgsyncd is running for this installation: stop it, re-key, then start it again".into(),
+                ));
+            }
+            let context = installation.context()?;
+            let spinner = Spinner::start("Reading the directory");
+            let done = context.rekey(!dry_run, &spinner).await;
+            spinner.finish();
+            print!("{}", render::rekey_report(&done?));
+            Ok(())
+        }
         Command::ImportBwdc {
             path,
             dry_run,

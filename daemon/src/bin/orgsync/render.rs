@@ -494,3 +494,29 @@ pub fn import_report(import: &orgsync::bwdc::Import, refused: &[String]) -> Stri
     }
     out
 }
+
+/// What `rekey` found or did.
+pub fn rekey_report(done: &orgsync::engine::Rekeyed) -> String {
+    if done.members.is_empty() && done.groups.is_empty() {
+        return "Nothing to re-key: every synced member and group has the id the directory gives it.\n".into();
+    }
+    let mut out = String::new();
+    for (what, list) in [("member", &done.members), ("group", &done.groups)] {
+        for rekey in list {
+            let _ = writeln!(
+                out,
+                "  {what} {}: {} → {}",
+                rekey.name, rekey.from, rekey.to
+            );
+        }
+    }
+    let (members, groups) = (done.members.len(), done.groups.len());
+    match done.applied {
+        true => format!(
+            "Re-keyed {members} member(s) and {groups} group(s) on the server:\n{out}Nobody was invited or removed; the next sync sends everything once.\n"
+        ),
+        false => format!(
+            "Would re-key {members} member(s) and {groups} group(s):\n{out}Nothing was changed (--dry-run).\n"
+        ),
+    }
+}
