@@ -648,6 +648,33 @@ pub(crate) async fn member_group_ids(
     axum::Json(ids).into_response()
 }
 
+/// The JSON body of an update, once the caller may make it and `field` (`Model` in Bitwarden's
+/// field errors) is there.
+fn update_body(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    field: &str,
+    model: &str,
+) -> Result<Value, Box<Response>> {
+    public_api(shared, headers)?;
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Err(Box::new(errors::bitwarden(
+            StatusCode::BAD_REQUEST,
+            "The request's model state is invalid.",
+        )));
+    };
+    if body.get(field).is_none_or(Value::is_null) {
+        let mut errors = BTreeMap::new();
+        errors.insert(
+            model.to_string(),
+            vec![format!("The {model} field is required.")],
+        );
+        return Err(Box::new(errors::bitwarden_model_state(&errors)));
+    }
+    Ok(body)
+}
+
 /// `PUT /api/public/members/{id}` (`MemberUpdateRequestModel`): `type` is required; what is
 /// left out is reset, as on Bitwarden: no `collections` clears them, no `groups` leaves every
 /// group, no `externalId` clears it.
@@ -657,22 +684,15 @@ pub(crate) async fn update_member(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = public_api(&shared, &headers) {
-        return *response;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+    let body = match update_body(&shared, &headers, &body, "type", "Type") {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let Some(kind) = body["type"].as_i64() else {
         return errors::bitwarden(
             StatusCode::BAD_REQUEST,
             "The request's model state is invalid.",
         );
-    };
-    let Some(kind) = body.get("type").and_then(Value::as_i64) else {
-        let mut errors = BTreeMap::new();
-        errors.insert(
-            "Type".to_string(),
-            vec!["The Type field is required.".to_string()],
-        );
-        return errors::bitwarden_model_state(&errors);
     };
     let mut inner = shared.lock();
     let org = &mut inner.org;
@@ -749,23 +769,11 @@ pub(crate) async fn update_group(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = public_api(&shared, &headers) {
-        return *response;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return errors::bitwarden(
-            StatusCode::BAD_REQUEST,
-            "The request's model state is invalid.",
-        );
+    let body = match update_body(&shared, &headers, &body, "name", "Name") {
+        Ok(body) => body,
+        Err(response) => return *response,
     };
-    let Some(name) = body.get("name").and_then(Value::as_str) else {
-        let mut errors = BTreeMap::new();
-        errors.insert(
-            "Name".to_string(),
-            vec!["The Name field is required.".to_string()],
-        );
-        return errors::bitwarden_model_state(&errors);
-    };
+    let name = body["name"].as_str().unwrap_or_default();
     let mut inner = shared.lock();
     let Some(group) = inner.org.groups.iter_mut().find(|g| guid(g.id) == id) else {
         return StatusCode::NOT_FOUND.into_response();
