@@ -83,6 +83,16 @@ struct PublicGroup {
     external_id: Option<String>,
 }
 
+/// Copies the `fields` an update must send back (the server resets them otherwise) from what
+/// was read, where it has them (servers differ in which they know).
+fn keep(body: &mut serde_json::Value, read: &serde_json::Value, fields: &[&str]) {
+    for field in fields {
+        if let Some(value) = read.get(*field).filter(|v| !v.is_null()) {
+            body[*field] = value.clone();
+        }
+    }
+}
+
 fn non_empty(text: Option<String>) -> Option<String> {
     text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
@@ -388,11 +398,7 @@ impl OrgClient {
             "collections": member["collections"].as_array().cloned().unwrap_or_default(),
             "groups": groups,
         });
-        for kept in ["permissions", "accessAll"] {
-            if let Some(value) = member.get(kept).filter(|v| !v.is_null()) {
-                body[kept] = value.clone();
-            }
-        }
+        keep(&mut body, &member, &["permissions", "accessAll"]);
         self.put_json(token, &path, &body).await
     }
 
@@ -414,9 +420,7 @@ impl OrgClient {
             "externalId": to,
             "collections": group["collections"].as_array().cloned().unwrap_or_default(),
         });
-        if let Some(value) = group.get("accessAll").filter(|v| !v.is_null()) {
-            body["accessAll"] = value.clone();
-        }
+        keep(&mut body, &group, &["accessAll"]);
         self.put_json(token, &path, &body).await
     }
 

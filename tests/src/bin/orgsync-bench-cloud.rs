@@ -241,6 +241,36 @@ async fn discover(inst: &Installation) -> orgsync_proto::client::Client {
     }
 }
 
+/// An installation whose directory `point` sets, logged in to a fresh organization server
+/// (kept alive by the caller), with large imports on and `<table>.concurrency` set.
+async fn installation(
+    point: impl FnOnce(&Installation),
+    table: &str,
+    concurrency: usize,
+) -> (OrgServer, Installation) {
+    let org = OrgServer::start(OrgServerOptions::default()).await;
+    let inst = Installation::new();
+    point(&inst);
+    inst.set("sync.large_import", "true");
+    inst.login_to(&org);
+    inst.set(&format!("{table}.concurrency"), &concurrency.to_string());
+    (org, inst)
+}
+
+/// The least time `requests` take under a limit of `limit` a `window` (in seconds): the full
+/// windows waited out, then the last window's share at `concurrency` with `latency` each.
+fn rate_floor(
+    requests: usize,
+    limit: u64,
+    window: f64,
+    latency: Duration,
+    concurrency: usize,
+) -> f64 {
+    (requests.saturating_sub(1) as u64 / limit) as f64 * window
+        + latency.as_secs_f64()
+            * ((requests as u64 % limit).max(1) as f64 / concurrency as f64).ceil()
+}
+
 /// What orgsync did against one emulator.
 struct Measured {
     test: Usage,
@@ -438,13 +468,8 @@ async fn entra(args: &Args) -> String {
     let latency = Duration::from_millis(args.latency_ms);
     eprintln!("Entra ID: seeding {n} users and {groups} groups");
     let graph = tenant(n, latency).await;
-    let org = OrgServer::start(OrgServerOptions::default()).await;
-    let inst = Installation::new();
-    inst.use_entra(&graph);
-    inst.set("sync.large_import", "true");
-    inst.login_to(&org);
     let concurrency = args.concurrency.unwrap_or(16);
-    inst.set("entra.concurrency", &concurrency.to_string());
+    let (_org, inst) = installation(|i| i.use_entra(&graph), "entra", concurrency).await;
     let measured = measure(&inst, &graph, args.runs, true).await;
     let mut references = Vec::new();
     let mut reference_requests = 0;
@@ -513,13 +538,13 @@ async fn google(args: &Args) -> String {
         }
     }
     google.set_latency(latency);
-    let org = OrgServer::start(OrgServerOptions::default()).await;
-    let inst = Installation::new();
-    inst.use_google(&google, "admin@example.com");
-    inst.set("sync.large_import", "true");
-    inst.login_to(&org);
     let concurrency = args.concurrency.unwrap_or(16);
-    inst.set("google.concurrency", &concurrency.to_string());
+    let (_org, inst) = installation(
+        |i| i.use_google(&google, "admin@example.com"),
+        "google",
+        concurrency,
+    )
+    .await;
     let measured = measure(&inst, &google, args.runs, false).await;
     let mut references = Vec::new();
     let mut reference_requests = 0;
@@ -666,22 +691,15 @@ async fn okta(args: &Args) -> String {
     // Untouched for a day, as most of a directory is between two polls.
     okta.age(Duration::from_secs(24 * 3600));
     okta.set_latency(latency);
-    let org = OrgServer::start(OrgServerOptions::default()).await;
-    let inst = Installation::new();
-    inst.use_okta(&okta);
-    inst.set("sync.large_import", "true");
-    inst.login_to(&org);
     let concurrency = args.concurrency.unwrap_or(8);
-    inst.set("okta.concurrency", &concurrency.to_string());
+    let (_org, inst) = installation(|i| i.use_okta(&okta), "okta", concurrency).await;
     let measured = measure(&inst, &okta, args.runs, true).await;
     okta.fresh_windows();
     let (reference, reference_requests, reference_throttled) = okta_reference_pattern(&okta).await;
     let window = 60.0;
     // The busiest endpoint is the member listings, one per group: the limit lets `limit` of
     // them through a window, so all of them take at least this long.
-    let rate_floor = ((groups.saturating_sub(1)) as u64 / limit) as f64 * window
-        + latency.as_secs_f64()
-            * ((groups as u64 % limit).max(1) as f64 / concurrency as f64).ceil();
+    let rate_floor = rate_floor(groups, limit, window, latency, concurrency);
     let user_pages = n.div_ceil(200);
     let table = Table {
         heading: format!(
@@ -823,13 +841,8 @@ async fn onelogin(args: &Args) -> String {
         }
     }
     onelogin.set_latency(latency);
-    let org = OrgServer::start(OrgServerOptions::default()).await;
-    let inst = Installation::new();
-    inst.use_onelogin(&onelogin);
-    inst.set("sync.large_import", "true");
-    inst.login_to(&org);
     let concurrency = args.concurrency.unwrap_or(4);
-    inst.set("onelogin.concurrency", &concurrency.to_string());
+    let (_org, inst) = installation(|i| i.use_onelogin(&onelogin), "onelogin", concurrency).await;
     let measured = measure(&inst, &onelogin, args.runs, false).await;
     onelogin.fresh_window();
     let (reference, reference_requests, reference_throttled) =
@@ -840,9 +853,7 @@ async fn onelogin(args: &Args) -> String {
     // One budget for every request: `limit` of them a window, the last window's share at the
     // concurrency the member listings run with.
     let window = 60.0;
-    let rate_floor = ((fewest.saturating_sub(1)) as u64 / limit) as f64 * window
-        + latency.as_secs_f64()
-            * ((fewest as u64 % limit).max(1) as f64 / concurrency as f64).ceil();
+    let rate_floor = rate_floor(fewest, limit, window, latency, concurrency);
     // Without the limit: the users' pages one after another beside the roles and their members.
     let latency_floor = latency.as_secs_f64()
         * (n.div_ceil(100) as f64)

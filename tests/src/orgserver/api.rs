@@ -545,20 +545,7 @@ pub(crate) async fn groups(State(shared): State<Arc<Shared>>, headers: HeaderMap
         return *response;
     }
     let inner = shared.lock();
-    let data: Vec<Value> = inner
-        .org
-        .groups
-        .iter()
-        .map(|g| {
-            serde_json::json!({
-                "object": "group",
-                "id": guid(g.id),
-                "name": g.name,
-                "externalId": g.external_id,
-                "collections": [],
-            })
-        })
-        .collect();
+    let data: Vec<Value> = inner.org.groups.iter().map(group_json).collect();
     axum::Json(serde_json::json!({"object": "list", "data": data, "continuationToken": null}))
         .into_response()
 }
